@@ -1,0 +1,189 @@
+"""Backbones declare their stages, the channels at every insertion position, and how to put a
+module there. Validation and the search space are derived from these declarations, so a new
+backbone (ConvNeXt, MobileNetV2) only has to implement the ``Backbone`` protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+from torch import nn
+
+STEMS = ("imagenet", "cifar")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage: its width and, per position, the channels the module sees in each block."""
+
+    index: int
+    num_blocks: int
+    width: int
+    channels: dict[str, tuple[int, ...]]  # position -> channels per block
+
+    @property
+    def positions(self) -> tuple[str, ...]:
+        return tuple(self.channels)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    widths: tuple[int, ...]
+    stages: tuple[StageSpec, ...]
+
+
+class Backbone(Protocol):
+    """What ``build_model`` and validation need from a backbone family."""
+
+    name: str
+    default_widths: tuple[int, ...]
+    positions: tuple[str, ...]
+
+    def spec(self, widths: Sequence[int]) -> BackboneSpec: ...
+
+    def build(
+        self, widths: Sequence[int], stem: str, num_classes: int, in_chans: int
+    ) -> nn.Module: ...
+
+    def stage_blocks(self, model: nn.Module) -> list[list[nn.Module]]: ...
+
+    def install(self, block: nn.Module, position: str, module: nn.Module) -> None: ...
+
+
+# --- ResNet -----------------------------------------------------------------------------------
+
+RESNET_POSITIONS = ("pre", "mid", "standard", "post", "identity")
+# timm's single-conv stem is 64 wide whatever the stage widths; layer1's first block then
+# projects to widths[0] through its downsample, so its ``pre`` sees 64 channels.
+RESNET_STEM_WIDTH = 64
+
+
+class _AttentiveBasicBlock(BasicBlock):
+    """timm's BasicBlock with one attention module at ``attn_position`` (DESIGN.md table)."""
+
+    attn: nn.Module
+    attn_position: str
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pos = self.attn_position
+        shortcut = x
+        if pos == "pre":
+            x = self.attn(x)
+        x = self.aa(self.act1(self.drop_block(self.bn1(self.conv1(x)))))
+        if pos == "mid":
+            x = self.attn(x)
+        x = self.bn2(self.conv2(x))
+        if pos == "standard":
+            x = self.attn(x)
+        if self.drop_path is not None:
+            x = self.drop_path(x)
+        if self.downsample is not None:
+            shortcut = self.downsample(shortcut)
+        if pos == "identity":
+            shortcut = self.attn(shortcut)
+        x = self.act2(x + shortcut)
+        return self.attn(x) if pos == "post" else x
+
+
+class _AttentiveBottleneck(Bottleneck):
+    """timm's Bottleneck with one attention module at ``attn_position``; ``mid`` follows the 3x3."""
+
+    attn: nn.Module
+    attn_position: str
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pos = self.attn_position
+        shortcut = x
+        if pos == "pre":
+            x = self.attn(x)
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.aa(self.act2(self.drop_block(self.bn2(self.conv2(x)))))
+        if pos == "mid":
+            x = self.attn(x)
+        x = self.bn3(self.conv3(x))
+        if pos == "standard":
+            x = self.attn(x)
+        if self.drop_path is not None:
+            x = self.drop_path(x)
+        if self.downsample is not None:
+            shortcut = self.downsample(shortcut)
+        if pos == "identity":
+            shortcut = self.attn(shortcut)
+        x = self.act3(x + shortcut)
+        return self.attn(x) if pos == "post" else x
+
+
+_ATTENTIVE = {BasicBlock: _AttentiveBasicBlock, Bottleneck: _AttentiveBottleneck}
+
+
+@dataclass(frozen=True)
+class ResNetBackbone:
+    name: str
+    block: type[BasicBlock] | type[Bottleneck]
+    layers: tuple[int, int, int, int]
+    default_widths: tuple[int, ...] = (64, 128, 256, 512)
+    positions: tuple[str, ...] = RESNET_POSITIONS
+
+    def spec(self, widths: Sequence[int]) -> BackboneSpec:
+        widths = tuple(widths)
+        expansion = self.block.expansion
+        stages = []
+        in_ch = RESNET_STEM_WIDTH
+        for i, (planes, n) in enumerate(zip(widths, self.layers, strict=True)):
+            out = planes * expansion
+            channels = {
+                "pre": (in_ch,) + (out,) * (n - 1),
+                "mid": (planes,) * n,
+                "standard": (out,) * n,
+                "post": (out,) * n,
+                "identity": (out,) * n,
+            }
+            stages.append(StageSpec(index=i, num_blocks=n, width=out, channels=channels))
+            in_ch = out
+        return BackboneSpec(self.name, widths, tuple(stages))
+
+    def build(self, widths: Sequence[int], stem: str, num_classes: int, in_chans: int) -> ResNet:
+        model = ResNet(
+            self.block,
+            list(self.layers),
+            num_classes=num_classes,
+            in_chans=in_chans,
+            channels=tuple(widths),
+        )
+        if stem == "cifar":
+            # Small images: a 3x3 stride-1 stem and no max-pool keep the spatial resolution.
+            model.conv1 = nn.Conv2d(in_chans, RESNET_STEM_WIDTH, 3, stride=1, padding=1, bias=False)
+            nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+            model.maxpool = nn.Identity()
+        return model
+
+    def stage_blocks(self, model: nn.Module) -> list[list[nn.Module]]:
+        return [list(getattr(model, f"layer{i + 1}")) for i in range(len(self.layers))]
+
+    def install(self, block: nn.Module, position: str, module: nn.Module) -> None:
+        # Swapping to the subclass changes only ``forward``: parameter names stay timm's.
+        block.__class__ = _ATTENTIVE[type(block)]
+        block.attn = module
+        block.attn_position = position
+
+
+BACKBONES: dict[str, Backbone] = {
+    b.name: b
+    for b in (
+        ResNetBackbone("resnet18", BasicBlock, (2, 2, 2, 2)),
+        ResNetBackbone("resnet34", BasicBlock, (3, 4, 6, 3)),
+        ResNetBackbone("resnet50", Bottleneck, (3, 4, 6, 3)),
+    )
+}
+
+
+def get_backbone(name: str) -> Backbone:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; allowed: {', '.join(BACKBONES)}") from None

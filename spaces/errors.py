@@ -1,0 +1,21 @@
+"""Turn validation errors into the one line a user should read."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming the field, the bad value and the allowed values."""
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        if err.get("type") == "extra_forbidden":
+            return f"unknown key {loc!r}"
+        if err.get("type") == "missing":
+            return f"missing key {loc!r}"
+        if loc and not msg.startswith(loc.split(".")[0]):
+            return f"{loc}: {msg}"
+        return msg
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

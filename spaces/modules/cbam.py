@@ -1,0 +1,27 @@
+"""CBAM as in the authors' code: timm's module, configured and reordered to match.
+
+timm's ``CbamModule`` defaults to a bias-free MLP and pools [mean, max] for the spatial map;
+the authors (Woo et al., ECCV 2018) use an MLP with bias and pool [max, mean].
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.layers.cbam import CbamModule, SpatialAttn
+
+
+class _MaxMeanSpatialAttn(SpatialAttn):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
+        return x * self.gate(self.conv(pooled))
+
+
+class AuthorsCbam(CbamModule):
+    def __init__(self, channels: int, reduction: int = 16, spatial_kernel_size: int = 7) -> None:
+        super().__init__(
+            channels,
+            rd_channels=channels // reduction,
+            spatial_kernel_size=spatial_kernel_size,
+            mlp_bias=True,
+        )
+        self.spatial = _MaxMeanSpatialAttn(spatial_kernel_size)

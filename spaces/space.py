@@ -1,0 +1,335 @@
+"""SearchSpace: the flat Optuna encoding of per-stage choices, its decoder and the baselines.
+
+Every searched stage always samples the same parameter names (``stage{i}_attn``,
+``stage{i}_pos``, ...), whatever the attention, so NSGA-II's and multivariate TPE's relative
+sampling see a fixed-dimension space. Values that do not apply are ignored by the decoder,
+and ArchConfig's normalisation makes all such parameter sets decode to one hashable arch.
+
+A stage's value lists are filtered up front to the values that fit the stage at *every*
+allowed position (e.g. ELA-T is dropped from a stage whose first block sees 16 channels at
+``pre``), so every parameter set decodes to a valid architecture.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from spaces.arch import ArchConfig, StageChoice, check_stage_choice
+from spaces.attention import ATTENTIONS, AUTO, ELA_VARIANTS, REGISTRY, check_odd_kernel
+from spaces.backbones import STEMS, BackboneSpec, StageSpec, get_backbone
+from spaces.errors import describe
+
+log = logging.getLogger(__name__)
+
+# Option field of StageChoice -> (flat parameter suffix, SpaceConfig list that feeds it).
+DIMENSIONS: dict[str, tuple[str, str]] = {
+    "position": ("pos", "positions"),
+    "kernel_size": ("kernel", "kernel_sizes"),
+    "spatial_kernel_size": ("skernel", "spatial_kernel_sizes"),
+    "variant": ("variant", "variants"),
+    "reduction": ("reduction", "reductions"),
+}
+
+# Where each paper puts its module; ResNet-style blocks use the SE paper's "standard".
+PAPER_POSITIONS: dict[str, dict[str, str]] = {"mobilenetv2": {"ca": "mid"}}
+
+
+class TrialLike(Protocol):
+    """The slice of ``optuna.Trial`` the space needs; lets tests pass a fake."""
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+
+
+class SpaceConfig(BaseModel):
+    """The allowed values of each dimension; what a search config's ``space:`` holds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backbone: str = "resnet18"
+    widths: tuple[int, ...] | None = None
+    stem: Literal["imagenet", "cifar"] = "imagenet"
+    num_classes: int = 10
+    in_chans: int = 3
+    image_size: int = 32
+    searched_stages: tuple[int, ...] | None = None  # None: all; others stay without attention
+    attentions: tuple[str, ...] = ATTENTIONS
+    positions: tuple[str, ...] | None = None  # None: every position the backbone allows
+    kernel_sizes: tuple[int | Literal["auto"], ...] = (AUTO,)
+    spatial_kernel_sizes: tuple[int, ...] = (3,)
+    variants: tuple[str, ...] = tuple(ELA_VARIANTS)
+    reductions: tuple[int, ...] = (16,)
+
+    @field_validator("backbone")
+    @classmethod
+    def _backbone(cls, v: str) -> str:
+        get_backbone(v)
+        return v
+
+    @field_validator("stem")
+    @classmethod
+    def _stem(cls, v: str) -> str:
+        if v not in STEMS:
+            raise ValueError(f"unknown stem {v!r}; allowed: {', '.join(STEMS)}")
+        return v
+
+    @field_validator("attentions")
+    @classmethod
+    def _attentions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for name in v:
+            if name not in REGISTRY:
+                raise ValueError(f"unknown attention {name!r}; allowed: {', '.join(ATTENTIONS)}")
+        if not v:
+            raise ValueError("attentions: give at least one")
+        return tuple(dict.fromkeys(v))
+
+    @field_validator("kernel_sizes")
+    @classmethod
+    def _kernels(cls, v: tuple[Any, ...]) -> tuple[Any, ...]:
+        for k in v:
+            if k != AUTO:
+                check_odd_kernel("kernel_sizes", k)
+        return v
+
+    @field_validator("spatial_kernel_sizes")
+    @classmethod
+    def _spatial_kernels(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        for k in v:
+            check_odd_kernel("spatial_kernel_sizes", k)
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for name in v:
+            if name not in ELA_VARIANTS:
+                raise ValueError(
+                    f"variants: unknown ELA variant {name!r}; allowed: {', '.join(ELA_VARIANTS)}"
+                )
+        return v
+
+    @field_validator("reductions")
+    @classmethod
+    def _reductions(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        for r in v:
+            if r < 1:
+                raise ValueError(f"reductions: must be integers >= 1, got {r}")
+        return v
+
+    @model_validator(mode="after")
+    def _fits_backbone(self) -> SpaceConfig:
+        backbone = get_backbone(self.backbone)
+        for p in self.positions or ():
+            if p not in backbone.positions:
+                raise ValueError(
+                    f"positions: {p!r} is not a position of {self.backbone}; "
+                    f"allowed: {', '.join(backbone.positions)}"
+                )
+        n = len(backbone.default_widths)
+        for s in self.searched_stages or ():
+            if not 0 <= s < n:
+                raise ValueError(
+                    f"searched_stages: {s} out of range; {self.backbone} has 0..{n - 1}"
+                )
+        # Building the reference arch checks widths and the stage count.
+        ArchConfig(**self.arch_fields(), stages=(StageChoice(),) * n)
+        return self
+
+    def arch_fields(self) -> dict[str, Any]:
+        return {
+            "backbone": self.backbone,
+            "widths": self.widths,
+            "stem": self.stem,
+            "num_classes": self.num_classes,
+            "in_chans": self.in_chans,
+            "image_size": self.image_size,
+        }
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str
+    arch: ArchConfig
+
+
+@dataclass(frozen=True)
+class StageDomain:
+    """The values one searched stage may take, each valid at every allowed position."""
+
+    stage: StageSpec
+    values: dict[str, tuple[Any, ...]]  # flat suffix ("attn", "pos", ...) -> choices
+    choices: frozenset[StageChoice]  # every distinct canonical choice
+
+
+class SearchSpace:
+    def __init__(self, config: SpaceConfig | dict[str, Any] | None = None) -> None:
+        self.config = SpaceConfig.model_validate(config or {})
+        backbone = get_backbone(self.config.backbone)
+        self.spec: BackboneSpec = backbone.spec(self.config.widths or backbone.default_widths)
+        self.positions = self.config.positions or backbone.positions
+        searched = self.config.searched_stages
+        self.domains: dict[int, StageDomain] = {
+            s.index: self._domain(s)
+            for s in self.spec.stages
+            if searched is None or s.index in searched
+        }
+
+    # -- domain ---------------------------------------------------------------------------
+    def _fits(self, stage: StageSpec, choice: StageChoice) -> bool:
+        channels = {p: stage.channels[p] for p in self.positions}
+        try:
+            for p in self.positions:
+                check_stage_choice(stage.index, channels, choice.model_copy(update={"position": p}))
+        except ValueError:
+            return False
+        return True
+
+    def _domain(self, stage: StageSpec) -> StageDomain:
+        cfg = self.config
+        values: dict[str, tuple[Any, ...]] = {"attn": ()}
+        for field, (suffix, source) in DIMENSIONS.items():
+            pool = self.positions if field == "position" else getattr(cfg, source)
+            if field != "position":
+                # Keep only values that fit this stage for some attention that takes them.
+                takers = [a for a in cfg.attentions if field in REGISTRY[a].defaults]
+                pool = tuple(
+                    v
+                    for v in pool
+                    if any(
+                        self._fits(stage, StageChoice(attention=a, **{field: v})) for a in takers
+                    )
+                )
+            values[suffix] = tuple(pool)
+        choices = {c for c in self._enumerate(stage, values) if self._fits(stage, c)}
+        values["attn"] = tuple(a for a in cfg.attentions if any(c.attention == a for c in choices))
+        return StageDomain(stage, values, frozenset(choices))
+
+    def _enumerate(self, stage: StageSpec, values: dict[str, tuple[Any, ...]]) -> set[StageChoice]:
+        out: set[StageChoice] = set()
+        for attention in self.config.attentions:
+            fields = ["position", *REGISTRY[attention].defaults] if attention != "none" else []
+            pools = [values[DIMENSIONS[f][0]] or (None,) for f in fields]
+            for combo in itertools.product(*pools):
+                out.add(StageChoice(attention=attention, **dict(zip(fields, combo, strict=True))))
+        return out
+
+    # -- encoding --------------------------------------------------------------------------
+    def param_names(self) -> list[str]:
+        return [f"stage{i}_{suffix}" for i, d in self.domains.items() for suffix in d.values]
+
+    def distributions(self) -> dict[str, tuple[Any, ...]]:
+        return {
+            f"stage{i}_{suffix}": vals
+            for i, d in self.domains.items()
+            for suffix, vals in d.values.items()
+            if vals
+        }
+
+    def suggest(self, trial: TrialLike) -> ArchConfig:
+        params = {
+            name: trial.suggest_categorical(name, list(choices))
+            for name, choices in self.distributions().items()
+        }
+        return self.decode(params)
+
+    def decode(self, params: dict[str, Any]) -> ArchConfig:
+        """Flat params -> ArchConfig, deterministically; unused params are ignored."""
+        stages = []
+        for stage in self.spec.stages:
+            if stage.index not in self.domains:
+                stages.append(StageChoice())
+                continue
+            attention = params[f"stage{stage.index}_attn"]
+            fields: dict[str, Any] = {}
+            if attention != "none":
+                for field in ("position", *REGISTRY[attention].defaults):
+                    fields[field] = params.get(f"stage{stage.index}_{DIMENSIONS[field][0]}")
+            stages.append(StageChoice(attention=attention, **fields))
+        return ArchConfig(**self.config.arch_fields(), stages=tuple(stages))
+
+    def encode(self, arch: ArchConfig) -> dict[str, Any]:
+        """ArchConfig -> flat params (for ``study.enqueue_trial``); decode(encode(a)) == a."""
+        problem = self.why_not_in_space(arch)
+        if problem:
+            raise ValueError(problem)
+        params: dict[str, Any] = {}
+        for i, domain in self.domains.items():
+            choice = arch.stages[i]
+            for suffix, vals in domain.values.items():
+                if not vals:
+                    continue
+                field = next((f for f, (s, _) in DIMENSIONS.items() if s == suffix), "attention")
+                value = getattr(choice, field)
+                params[f"stage{i}_{suffix}"] = value if value in vals else vals[0]
+        return params
+
+    def why_not_in_space(self, arch: ArchConfig) -> str | None:
+        if arch.model_dump(include=set(self.config.arch_fields())) != self.config.arch_fields():
+            return "backbone, widths, stem, classes or image size differ from the space's"
+        for stage, choice in zip(self.spec.stages, arch.stages, strict=True):
+            domain = self.domains.get(stage.index)
+            if domain is None:
+                if choice.attention != "none":
+                    return f"stage {stage.index} is not searched, so it must stay 'none'"
+            elif choice not in domain.choices:
+                return f"stage {stage.index}: {choice.label()} is not among the space's choices"
+        return None
+
+    def size(self) -> int:
+        """The number of distinct architectures (after normalisation)."""
+        return math.prod(len(d.choices) for d in self.domains.values())
+
+    # -- baselines -------------------------------------------------------------------------
+    def _paper_baselines(self) -> list[Baseline]:
+        fields = self.config.arch_fields()
+        n = len(self.spec.stages)
+        positions = PAPER_POSITIONS.get(self.config.backbone, {})
+        out = [Baseline("none", ArchConfig(**fields, stages=(StageChoice(),) * n))]
+        for attention in ATTENTIONS[1:]:
+            variants = ELA_VARIANTS if attention == "ela" else [None]
+            for variant in variants:
+                name = f"ela-{variant}" if variant else attention
+                choice = {"attention": attention, "position": positions.get(attention, "standard")}
+                if variant:
+                    choice["variant"] = variant
+                try:
+                    arch = ArchConfig(**fields, stages=(StageChoice(**choice),) * n)
+                except ValueError as exc:
+                    out.append(Baseline(name, _Unfit(describe(exc))))  # type: ignore[arg-type]
+                    continue
+                out.append(Baseline(name, arch))
+        return out
+
+    def baselines(self) -> list[Baseline]:
+        """The papers' uniform placements that this space can hold, for enqueueing once."""
+        kept = []
+        for b in self._paper_baselines():
+            reason = self._skip_reason(b)
+            if reason:
+                log.info("baseline %s skipped: %s", b.name, reason)
+            else:
+                kept.append(b)
+        return kept
+
+    def skipped_baselines(self) -> list[tuple[str, str]]:
+        out = []
+        for b in self._paper_baselines():
+            reason = self._skip_reason(b)
+            if reason:
+                out.append((b.name, reason))
+        return out
+
+    def _skip_reason(self, b: Baseline) -> str | None:
+        if isinstance(b.arch, _Unfit):
+            return b.arch.reason
+        return self.why_not_in_space(b.arch)
+
+
+@dataclass(frozen=True)
+class _Unfit:
+    reason: str
