@@ -15,6 +15,8 @@ def describe(exc: BaseException) -> str:
             return f"unknown key {loc!r}"
         if err.get("type") == "missing":
             return f"missing key {loc!r}"
+        if err.get("type") != "value_error" and "input" in err and "got" not in msg:
+            msg = f"{msg}, got {err['input']!r}"
         if loc and not msg.startswith(loc.split(".")[0]):
             return f"{loc}: {msg}"
         return msg

@@ -1,0 +1,254 @@
+"""Datasets as device-resident uint8 tensors (airbench-style): no DataLoader, no workers.
+
+Every dataset is cut into three fixed parts by ``split_seed``: ``train`` (fits the weights),
+``val`` (the accuracy the search optimises) and ``holdout`` (never scored by the search; what
+``attnas validate`` re-evaluates on). Changing the training seed never moves these splits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "imagefolder")
+
+
+class DataError(ValueError):
+    """A dataset that cannot be loaded; the message shows the expected layout."""
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    labels: torch.Tensor  # int64 (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    val: Split
+    holdout: Split
+    num_classes: int
+    mean: torch.Tensor  # per channel, for normalising uint8 -> float
+    std: torch.Tensor
+    flip: bool  # whether horizontal flips preserve labels (not for digits)
+
+    @property
+    def in_chans(self) -> int:
+        return self.train.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.train.images.shape[-1]
+
+    def to(self, device: torch.device | str) -> Dataset:
+        return Dataset(
+            self.name,
+            self.train.to(device),
+            self.val.to(device),
+            self.holdout.to(device),
+            self.num_classes,
+            self.mean.to(device),
+            self.std.to(device),
+            self.flip,
+        )
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float().div_(255)
+        return (x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)
+
+
+def _resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _three_way(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    split_seed: int,
+    val_fraction: float,
+    holdout_fraction: float,
+) -> tuple[Split, Split, Split]:
+    g = torch.Generator().manual_seed(split_seed)
+    order = torch.randperm(len(labels), generator=g)
+    n_hold = int(round(len(labels) * holdout_fraction))
+    n_val = int(round(len(labels) * val_fraction))
+    hold, val, train = order[:n_hold], order[n_hold : n_hold + n_val], order[n_hold + n_val :]
+    return tuple(Split(images[i], labels[i]) for i in (train, val, hold))  # type: ignore[return-value]
+
+
+def _stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = images.float() / 255
+    return x.mean((0, 2, 3)), x.std((0, 2, 3)).clamp_min(1e-3)
+
+
+def _finish(
+    name: str,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    *,
+    image_size: int,
+    split_seed: int,
+    val_fraction: float,
+    holdout_fraction: float,
+    flip: bool,
+    holdout: Split | None = None,
+) -> Dataset:
+    images = _resize_uint8(images, image_size)
+    if holdout is None:
+        train, val, hold = _three_way(images, labels, split_seed, val_fraction, holdout_fraction)
+    else:  # the dataset ships its own test split: use it as the never-searched holdout
+        train, val, _ = _three_way(images, labels, split_seed, val_fraction, 0.0)
+        hold = Split(_resize_uint8(holdout.images, image_size), holdout.labels)
+    mean, std = _stats(train.images)
+    return Dataset(name, train, val, hold, num_classes, mean, std, flip)
+
+
+def _digits() -> tuple[torch.Tensor, torch.Tensor, int]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images * (255.0 / 16.0)).round().to(torch.uint8)
+    return images.unsqueeze(1), torch.from_numpy(digits.target).long(), 10
+
+
+def _synthetic(
+    n: int = 512, num_classes: int = 4, channels: int = 3, size: int = 16, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Class templates plus noise: learnable in a few epochs, for tests only."""
+    g = torch.Generator().manual_seed(seed)
+    templates = torch.rand(num_classes, channels, size, size, generator=g)
+    labels = torch.randint(0, num_classes, (n,), generator=g)
+    noise = torch.rand(n, channels, size, size, generator=g)
+    images = (0.6 * templates[labels] + 0.4 * noise) * 255
+    return images.round().to(torch.uint8), labels, num_classes
+
+
+CIFAR_LAYOUT = {
+    "cifar10": "DATA_DIR/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}",
+    "cifar100": "DATA_DIR/cifar-100-python/{train, test, meta}",
+}
+IMAGEFOLDER_LAYOUT = (
+    "DATA_DIR/train/<class>/<image files> (and optionally DATA_DIR/val/<class>/...)"
+)
+
+
+def _cifar(name: str, data_dir: Path, download: bool) -> tuple[Split, Split, int]:
+    from torchvision import datasets
+
+    cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    try:
+        parts = [cls(str(data_dir), train=t, download=download) for t in (True, False)]
+    except Exception as exc:  # torchvision raises RuntimeError/pickle errors for bad files
+        raise DataError(
+            f"{name}: no readable dataset under {data_dir} ({str(exc).splitlines()[0]}); "
+            f"expected {CIFAR_LAYOUT[name]}"
+        ) from None
+    splits = [
+        Split(
+            torch.from_numpy(np.ascontiguousarray(p.data)).permute(0, 3, 1, 2).contiguous(),
+            torch.tensor(p.targets, dtype=torch.long),
+        )
+        for p in parts
+    ]
+    return splits[0], splits[1], len(parts[0].classes)
+
+
+def _imagefolder(root: Path, image_size: int) -> tuple[Split, Split | None, int]:
+    from torchvision import datasets, transforms
+
+    train_dir = root / "train" if (root / "train").is_dir() else root
+    val_dir = root / "val" if (root / "val").is_dir() else None
+    tf = transforms.Compose([transforms.Resize((image_size, image_size)), transforms.PILToTensor()])
+
+    def load(folder: Path) -> tuple[Split, list[str]]:
+        try:
+            ds = datasets.ImageFolder(str(folder), transform=tf)
+        except (FileNotFoundError, OSError) as exc:
+            raise DataError(
+                f"imagefolder: {str(exc).splitlines()[0]}; expected {IMAGEFOLDER_LAYOUT}"
+            ) from None
+        images, labels = zip(*(ds[i] for i in range(len(ds))), strict=True)
+        rgb = [im.expand(3, -1, -1) if im.shape[0] == 1 else im[:3] for im in images]
+        return Split(torch.stack(rgb), torch.tensor(labels, dtype=torch.long)), ds.classes
+
+    train, classes = load(train_dir)
+    val = None
+    if val_dir is not None:
+        val, val_classes = load(val_dir)
+        if val_classes != classes:
+            raise DataError(f"imagefolder: {val_dir} classes differ from {train_dir}'s")
+    return train, val, len(classes)
+
+
+def load_dataset(
+    name: str,
+    *,
+    image_size: int,
+    data_dir: str | Path | None = None,
+    split_seed: int = 0,
+    val_fraction: float = 0.2,
+    holdout_fraction: float = 0.2,
+    download: bool = False,
+) -> Dataset:
+    """Load ``name`` as uint8 tensors on the CPU; ``Dataset.to(device)`` moves it once."""
+    common = {
+        "image_size": image_size,
+        "split_seed": split_seed,
+        "val_fraction": val_fraction,
+        "holdout_fraction": holdout_fraction,
+    }
+    if name == "digits":
+        images, labels, k = _digits()
+        return _finish(name, images, labels, k, flip=False, **common)
+    if name == "synthetic":
+        images, labels, k = _synthetic(size=image_size)
+        return _finish(name, images, labels, k, flip=True, **common)
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+    if data_dir is None:
+        raise DataError(
+            f"{name} needs data_dir; expected {CIFAR_LAYOUT.get(name, IMAGEFOLDER_LAYOUT)}"
+        )
+    root = Path(data_dir).expanduser()
+    if not root.is_dir() and not download:
+        layout = CIFAR_LAYOUT.get(name, IMAGEFOLDER_LAYOUT)
+        raise DataError(f"{name}: data_dir {root} does not exist; expected {layout}")
+    if name in CIFAR_LAYOUT:
+        train, test, k = _cifar(name, root, download)
+        return _finish(name, train.images, train.labels, k, flip=True, holdout=test, **common)
+    train, val, k = _imagefolder(root, image_size)
+    return _finish(name, train.images, train.labels, k, flip=True, holdout=val, **common)
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, flip: bool) -> torch.Tensor:
+    """Random crop (reflect-padded by 1/8 of the side) and optional flip, batched on tensors."""
+    n, _, h, w = images.shape
+    pad = max(1, h // 8)
+    padded = F.pad(images.float(), (pad, pad, pad, pad), mode="reflect")
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy.view(n, 1) + torch.arange(h).view(1, h)).to(images.device)
+    cols = (dx.view(n, 1) + torch.arange(w).view(1, w)).to(images.device)
+    idx_n = torch.arange(n, device=images.device).view(n, 1, 1)
+    out = padded.permute(0, 2, 3, 1)[idx_n, rows.view(n, h, 1), cols.view(n, 1, w)]
+    out = out.permute(0, 3, 1, 2)
+    if flip:
+        mask = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+        out = torch.where(mask.view(n, 1, 1, 1), out.flip(3), out)
+    return out

@@ -1,0 +1,237 @@
+"""SearchConfig: one validated YAML file says what to search, how to score and how to run.
+
+Unknown keys are errors (a typo must not silently fall back to a default), and ``--set
+key.sub=value`` overrides are applied to the raw mapping before validation, so they get the
+same checks as the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from evaluators import EvalConfig
+from spaces import SpaceConfig
+
+OBJECTIVES: dict[str, str] = {
+    "accuracy": "maximize",
+    "latency_ms": "minimize",
+    "latency_rel": "minimize",
+    "flops": "minimize",
+    "params": "minimize",
+}
+SAMPLERS = ("nsga2", "tpe", "gp", "random", "nsga3")
+
+
+class ConfigError(ValueError):
+    """A bad search config; the message is one line naming the key and the allowed values."""
+
+
+class Constraints(BaseModel):
+    """Upper bounds known before training: violating candidates are never trained."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_latency_ms: float | None = Field(None, gt=0)
+    max_latency_rel: float | None = Field(None, gt=0)
+    max_flops: float | None = Field(None, gt=0)
+    max_params: float | None = Field(None, gt=0)
+
+    def active(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class SamplerConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "nsga2"
+    seed: int = 0
+    population_size: int = Field(8, ge=2)  # nsga2 / nsga3
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in SAMPLERS:
+            raise ValueError(f"unknown sampler {v!r}; allowed: {', '.join(SAMPLERS)}")
+        return v
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: int | None = Field(None, ge=0)  # None: 1 when the cluster has GPUs, else 0
+
+
+class SearchConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    study: str = Field("attnas", pattern=r"^[A-Za-z0-9_.-]+$")
+    output_dir: str = "runs"
+    storage: str | None = None  # None: sqlite:///<output_dir>/<study>/study.db
+    space: SpaceConfig = SpaceConfig()
+    eval: EvalConfig = EvalConfig()
+    objectives: tuple[str, ...] = ("accuracy", "latency_ms")
+    constraints: Constraints = Constraints()
+    sampler: SamplerConfig = SamplerConfig()
+    n_trials: int = Field(24, ge=1)
+    concurrency: int = Field(2, ge=1)
+    max_failures: int = Field(5, ge=0)
+    resources: Resources = Resources()
+    ray_address: str | None = None
+    timeout_s: float | None = Field(None, gt=0)
+    pessimistic_accuracy: float = 0.0  # what a constraint-rejected candidate is told
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_image_size(cls, data: Any) -> Any:
+        """The image size is given once: in ``space`` or in ``eval``; the other follows."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        space, ev = dict(data.get("space") or {}), dict(data.get("eval") or {})
+        size = space.get("image_size", ev.get("image_size"))
+        if size is not None:
+            space.setdefault("image_size", size)
+            ev.setdefault("image_size", size)
+        data["space"], data["eval"] = space, ev
+        return data
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError(f"give at least one objective; allowed: {', '.join(OBJECTIVES)}")
+        for name in v:
+            if name not in OBJECTIVES:
+                raise ValueError(f"unknown objective {name!r}; allowed: {', '.join(OBJECTIVES)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"objectives repeat a name: {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchConfig:
+        if self.space.image_size != self.eval.image_size:
+            raise ValueError(
+                f"space.image_size {self.space.image_size} differs from eval.image_size "
+                f"{self.eval.image_size}"
+            )
+        needs_latency = {"latency_ms", "latency_rel"} & set(self.objectives) or {
+            "max_latency_ms",
+            "max_latency_rel",
+        } & set(self.constraints.active())
+        if needs_latency and not self.eval.measure_latency:
+            raise ValueError(
+                "latency is an objective or constraint but eval.measure_latency is false"
+            )
+        return self
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.output_dir).resolve() / self.study
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{self.study_dir / 'study.db'}"
+
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVES[o] for o in self.objectives]
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a resumed study must share with the one that started it."""
+        ev = self.eval
+        return {
+            "space": self.space.model_dump(mode="json"),
+            "eval": {
+                "dataset": ev.dataset,
+                "image_size": ev.image_size,
+                "seeds": list(ev.seeds),
+                "split_seed": ev.split_seed,
+                "train": ev.train.model_dump(mode="json"),
+                "latency": ev.latency.model_dump(mode="json"),
+            },
+            "objectives": list(self.objectives),
+            "constraints": self.constraints.model_dump(mode="json"),
+        }
+
+    def fingerprint_hash(self) -> str:
+        text = json.dumps(self.fingerprint(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fingerprint_difference(
+    stored: dict[str, Any], current: dict[str, Any], prefix: str = ""
+) -> str | None:
+    """The first differing key, as ``eval.train.epochs: 5 -> 3``; None when equal."""
+    for key in sorted(set(stored) | set(current)):
+        a, b = stored.get(key), current.get(key)
+        where = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            diff = fingerprint_difference(a, b, where + ".")
+            if diff:
+                return diff
+        elif a != b:
+            return f"{where}: {a!r} -> {b!r}"
+    return None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set needs key=value, got {item!r}")
+    key, raw = item.split("=", 1)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
+        raise ConfigError(f"--set key {key!r} is not a dotted name like eval.train.epochs")
+    return key.split("."), yaml.safe_load(raw) if raw else None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    data = json.loads(json.dumps(data))  # deep copy of plain data
+    for item in overrides:
+        path, value = parse_override(item)
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+        node[path[-1]] = value
+    return data
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(
+            f"{path}: malformed YAML{where}: {getattr(exc, 'problem', exc)}"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a search config must be a mapping of keys")
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> SearchConfig:
+    from pydantic import ValidationError
+
+    from spaces import describe
+
+    data = read_yaml(path) if path else {}
+    data = apply_overrides(data, overrides or [])
+    try:
+        return SearchConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None

@@ -1,0 +1,102 @@
+"""Datasets: splits are fixed by seed, on-disk formats load from files made here, and bad
+directories say what layout was expected."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from evaluators.data import DataError, augment, load_dataset
+
+
+def test_digits_splits_are_disjoint_and_fixed():
+    a = load_dataset("digits", image_size=16, split_seed=0)
+    b = load_dataset("digits", image_size=16, split_seed=0)
+    c = load_dataset("digits", image_size=16, split_seed=1)
+    assert len(a.train) + len(a.val) + len(a.holdout) == 1797
+    assert a.train.images.shape[1:] == (1, 16, 16) and a.train.images.dtype == torch.uint8
+    assert torch.equal(a.val.labels, b.val.labels) and not torch.equal(a.val.labels, c.val.labels)
+    flat = lambda s: {tuple(x.flatten().tolist()) for x in s.images}  # noqa: E731
+    assert not flat(a.val) & flat(a.holdout) - flat(a.train)  # no leakage beyond duplicates
+
+
+def _write_cifar10(root, n_train=20, n_test=10):
+    base = root / "cifar-10-batches-py"
+    base.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+
+    def batch(n):
+        return {
+            "data": rng.integers(0, 255, (n, 3072), dtype=np.uint8),
+            "labels": rng.integers(0, 10, n).tolist(),
+        }
+
+    for i in range(1, 6):
+        with open(base / f"data_batch_{i}", "wb") as f:
+            pickle.dump(batch(n_train // 5), f)
+    with open(base / "test_batch", "wb") as f:
+        pickle.dump(batch(n_test), f)
+    with open(base / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+
+
+def test_cifar10_format_loads(tmp_path, monkeypatch):
+    from torchvision.datasets import CIFAR10, cifar
+
+    _write_cifar10(tmp_path)
+    # torchvision checks md5 sums of the published files; ours are generated here.
+    monkeypatch.setattr(CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(cifar, "check_integrity", lambda *a, **k: True)
+    data = load_dataset("cifar10", data_dir=tmp_path, image_size=32)
+    assert data.num_classes == 10 and data.in_chans == 3
+    assert len(data.train) + len(data.val) == 20 and len(data.holdout) == 10
+    assert data.train.images.shape[1:] == (3, 32, 32)
+
+
+def test_imagefolder_loads_train_and_val(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("val", 2)):
+        for cls in ("cat", "dog", "eel"):
+            d = tmp_path / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                arr = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
+                Image.fromarray(arr).save(d / f"{i}.png")
+    data = load_dataset("imagefolder", data_dir=tmp_path, image_size=12)
+    assert data.num_classes == 3 and data.train.images.shape[1:] == (3, 12, 12)
+    assert len(data.train) + len(data.val) == 18 and len(data.holdout) == 6
+    assert set(data.holdout.labels.tolist()) == {0, 1, 2}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python"), ("imagefolder", "DATA_DIR/train/<class>")],
+)
+def test_missing_dir_shows_expected_layout(tmp_path, name, expected):
+    with pytest.raises(DataError, match="does not exist") as info:
+        load_dataset(name, data_dir=tmp_path / "nope", image_size=32)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_malformed_dirs_show_expected_layout(tmp_path):
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    with pytest.raises(DataError, match="cifar-10-batches-py"):
+        load_dataset("cifar10", data_dir=tmp_path, image_size=32)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="DATA_DIR/train/<class>"):
+        load_dataset("imagefolder", data_dir=empty, image_size=32)
+    with pytest.raises(DataError, match="needs data_dir"):
+        load_dataset("cifar100", image_size=32)
+
+
+def test_augment_keeps_shape_and_moves_pixels():
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    out = augment(images, torch.Generator().manual_seed(0), flip=True)
+    assert out.shape == images.shape
+    out2 = augment(images, torch.Generator().manual_seed(0), flip=True)
+    assert torch.equal(out, out2)
