@@ -201,7 +201,7 @@ def combine(
     device = cfg.resolved_device()
     return Metrics(
         status="nan_loss" if failed else "ok",
-        accuracy=float("nan") if failed else statistics.fmean(finals),
+        accuracy=statistics.fmean(finals) if finals and not failed else float("nan"),
         accuracy_std=statistics.stdev(finals) if len(finals) > 1 and not failed else 0.0,
         accuracies=per_epoch,
         accuracies_per_seed=[r.accuracies for r in results],

@@ -36,71 +36,34 @@ with warnings.catch_warnings():  # fvcore scripts a focal loss at import: torch'
 
 Handle = Callable[[list[Any], list[Any]], Any]
 
-IGNORED_OPS: frozenset[str] = frozenset(
-    "aten::" + op
-    for op in (
-        # trace bookkeeping on shapes and scalars
-        "Int ScalarImplicit size numel dim detach to type_as contiguous clone copy_ dropout "
-        # joining, splitting, slicing
-        "cat stack split split_with_sizes chunk unbind select slice narrow constant_pad_nd "
-        # reshaping, broadcasting, allocation
-        "view view_as reshape reshape_as flatten unflatten unsqueeze unsqueeze_ squeeze "
-        "squeeze_ transpose permute t expand expand_as zeros zeros_like ones empty full"
-    ).split()
+
+def _aten(names: str) -> frozenset[str]:
+    return frozenset(f"aten::{name}" for name in names.split())
+
+
+IGNORED_OPS: frozenset[str] = _aten(
+    # trace bookkeeping on shapes and scalars; copies; dropout (the identity in eval)
+    "Int ScalarImplicit size numel dim detach to type_as contiguous clone copy_ dropout "
+    # joining, splitting, slicing
+    "cat stack split split_with_sizes chunk unbind select slice narrow constant_pad_nd "
+    # reshaping, broadcasting, allocation
+    "view view_as reshape reshape_as flatten unflatten unsqueeze unsqueeze_ squeeze squeeze_ "
+    "transpose permute t expand expand_as zeros zeros_like ones empty full"
+)
+# one op per output element: element-wise arithmetic and activations
+PER_OUTPUT_OPS: frozenset[str] = _aten(
+    "add add_ sub sub_ rsub mul mul_ div div_ neg sigmoid sigmoid_ relu relu_ hardswish "
+    "hardswish_ hardsigmoid hardsigmoid_ gelu silu silu_ tanh tanh_ hardtanh hardtanh_ "
+    "clamp clamp_ clamp_min clamp_min_ leaky_relu leaky_relu_ elu elu_"
+)
+# one op per input element: reductions and pooling
+PER_INPUT_OPS: frozenset[str] = _aten(
+    "mean sum amax amin max min max_pool1d max_pool2d avg_pool1d avg_pool2d adaptive_max_pool2d"
 )
 
-_PER_OUTPUT = [
-    "add",
-    "add_",
-    "sub",
-    "sub_",
-    "rsub",
-    "mul",
-    "mul_",
-    "div",
-    "div_",
-    "neg",
-    "sigmoid",
-    "sigmoid_",
-    "relu",
-    "relu_",
-    "hardswish",
-    "hardswish_",
-    "hardsigmoid",
-    "hardsigmoid_",
-    "gelu",
-    "silu",
-    "silu_",
-    "tanh",
-    "tanh_",
-    "hardtanh",
-    "hardtanh_",
-    "clamp",
-    "clamp_",
-    "clamp_min",
-    "clamp_min_",
-    "leaky_relu",
-    "leaky_relu_",
-    "elu",
-    "elu_",
-]
-_PER_INPUT = [
-    "mean",
-    "sum",
-    "amax",
-    "amin",
-    "max",
-    "min",
-    "max_pool1d",
-    "max_pool2d",
-    "avg_pool1d",
-    "avg_pool2d",
-    "adaptive_max_pool2d",
-]
-
 EXTRA_HANDLES: dict[str, Handle] = {
-    **{f"aten::{op}": elementwise_flop_counter(0, 1) for op in _PER_OUTPUT},
-    **{f"aten::{op}": elementwise_flop_counter(1, 0) for op in _PER_INPUT},
+    **{op: elementwise_flop_counter(0, 1) for op in sorted(PER_OUTPUT_OPS)},
+    **{op: elementwise_flop_counter(1, 0) for op in sorted(PER_INPUT_OPS)},
 }
 
 

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""WHAT came out: trial tables, Pareto fronts, export, reports and plots."""

@@ -1,19 +1,285 @@
-"""The ``attnas`` command line."""
+"""The ``attnas`` command line: typer for arguments, rich for progress and tables.
+
+Every command turns a bad input into one red line and exit code 2; tracebacks are for bugs.
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 
 app = typer.Typer(
-    help="Search where and which attention modules go in a CNN.", no_args_is_help=True
+    help="Search where and which attention modules go in a CNN.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
 )
+space_app = typer.Typer(help="Inspect a search space.", no_args_is_help=True)
+app.add_typer(space_app, name="space")
+console = Console(stderr=False)
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config key: --set eval.train.epochs=3 (repeatable)."),
+]
+
+
+def friendly(fn: F) -> F:
+    """Bad input -> one line on stderr and exit 2, instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pydantic import ValidationError
+
+        from evaluators.data import DataError
+        from search.config import ConfigError
+        from search.study import StudyLockedError
+        from spaces import describe
+
+        try:
+            return fn(*args, **kwargs)
+        except (
+            ConfigError,
+            DataError,
+            StudyLockedError,
+            FileNotFoundError,
+            ValidationError,
+            ValueError,
+        ) as exc:
+            err.print(f"[bold red]error:[/] {describe(exc)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=False,
+    )
+
+
+def _run(cfg: Any) -> None:
+    from results.summary import front_table
+    from search.driver import run_search
+    from search.study import mask_url
+
+    console.print(
+        f"study [bold]{cfg.study}[/] in {cfg.study_dir} (storage {mask_url(cfg.storage_url)})"
+    )
+    with _progress() as progress:
+        task = progress.add_task("", total=cfg.n_trials)
+
+        def on_progress(done: int, total: int, msg: str) -> None:
+            progress.update(task, completed=done, total=total, description=msg[:60])
+
+        outcome = run_search(cfg, on_progress=on_progress)
+    console.print(front_table(outcome.study))
+    console.print(
+        f"{outcome.completed}/{outcome.target} trials complete "
+        f"({outcome.told_this_run} this run, {outcome.failed_this_run} failed) in {outcome.seconds:.0f} s"
+    )
+    console.print(
+        f"study: {outcome.paths.root}   open it with: optuna-dashboard {mask_url(cfg.storage_url)}"
+    )
+    if outcome.stop_reason:
+        err.print(
+            f"[yellow]stopped:[/] {outcome.stop_reason}; resume with: attnas resume {outcome.paths.root}"
+        )
+        raise typer.Exit(3 if outcome.completed < outcome.target else 0)
 
 
 @app.command()
-def search(config: str = typer.Argument("configs/quickstart.yaml")) -> None:
-    """Run a search (not yet available: lands with the search issue)."""
-    typer.echo("attnas search is not yet available in this version", err=True)
-    raise typer.Exit(2)
+@friendly
+def search(
+    config: Annotated[Path, typer.Argument(help="Search config YAML.")] = Path(
+        "configs/quickstart.yaml"
+    ),
+    n_trials: Annotated[int | None, typer.Option(help="Target number of COMPLETE trials.")] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (e.g. auto, or host:6379).")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (resumable).")
+    ] = None,
+    study: Annotated[str | None, typer.Option(help="Study name (folder under output_dir).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Run a search; on an existing study this resumes it (same config required)."""
+    from search.config import load_config
+
+    overrides = list(set_ or [])
+    overrides += [f"n_trials={n_trials}"] if n_trials else []
+    overrides += [f"ray_address={address}"] if address else []
+    overrides += [f"timeout_s={timeout}"] if timeout else []
+    overrides += [f"study={study}"] if study else []
+    _run(load_config(config, overrides))
+
+
+@app.command()
+@friendly
+def resume(
+    study_dir: Annotated[Path, typer.Argument(help="The study folder, e.g. runs/quickstart.")],
+    n_trials: Annotated[int | None, typer.Option(help="Raise the target number of trials.")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Resume a study: settle what a dead driver left, then run only the remaining budget."""
+    from search.configio import load_study_config
+
+    overrides = list(set_ or [])
+    overrides += [f"n_trials={n_trials}"] if n_trials else []
+    overrides += [f"ray_address={address}"] if address else []
+    overrides += [f"timeout_s={timeout}"] if timeout else []
+    _run(load_study_config(study_dir, overrides))
+
+
+@app.command()
+@friendly
+def status(study_dir: Annotated[Path, typer.Argument(help="The study folder.")]) -> None:
+    """Trials by state, the best so far, the current Pareto front."""
+    from results.summary import front_table, state_counts
+    from search.configio import load_study_config
+    from search.study import open_study
+
+    cfg = load_study_config(study_dir)
+    study = open_study(cfg, must_exist=True)
+    counts = state_counts(study)
+    console.print(
+        f"study [bold]{cfg.study}[/]: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+        + f" (target {cfg.n_trials} complete)"
+    )
+    console.print(front_table(study))
+    failed = [t for t in study.trials if t.state.name == "FAIL"]
+    for t in failed[-5:]:
+        console.print(
+            f"  FAIL #{t.number}: {t.user_attrs.get('fail_reason', '?')}", highlight=False
+        )
+
+
+@space_app.command("show")
+@friendly
+def space_show(
+    config: Annotated[Path, typer.Argument(help="Search config YAML.")] = Path(
+        "configs/quickstart.yaml"
+    ),
+    set_: SetOpt = None,
+) -> None:
+    """The dimensions, allowed values per stage, size and baselines of a config's space."""
+    from search.config import load_config
+    from spaces import SearchSpace
+
+    cfg = load_config(config, set_ or [])
+    space = SearchSpace(cfg.space)
+    table = Table(title=f"{cfg.space.backbone} search space")
+    table.add_column("parameter")
+    table.add_column("values")
+    for name, values in space.distributions().items():
+        table.add_row(name, ", ".join(map(str, values)))
+    console.print(table)
+    console.print(f"distinct architectures: [bold]{space.size():,}[/]")
+    console.print("baselines: " + ", ".join(b.name for b in space.baselines()))
+    for name, reason in space.skipped_baselines():
+        console.print(f"  skipped {name}: {reason}", highlight=False)
+
+
+@app.command()
+@friendly
+def evaluate(
+    arch_file: Annotated[
+        Path, typer.Argument(help="Architecture YAML/JSON (e.g. from attnas export).")
+    ],
+    config: Annotated[
+        Path | None, typer.Option(help="Take eval settings from this search config.")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="digits, synthetic, cifar10, cifar100, imagefolder.")
+    ] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Dataset directory.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2.")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Train and measure one architecture; prints a metrics table."""
+    from evaluators import EvalConfig
+    from evaluators.evaluate import evaluate as run_eval
+    from search.config import apply_overrides, load_config
+    from spaces import ArchConfig
+
+    arch = ArchConfig.from_file(arch_file)
+    base = (
+        load_config(config).eval.model_dump(mode="json")
+        if config
+        else {"image_size": arch.image_size}
+    )
+    overrides = list(set_ or [])
+    overrides += [f"dataset={dataset}"] if dataset else []
+    overrides += [f"data_dir={data_dir}"] if data_dir else []
+    overrides += [f"train.epochs={epochs}"] if epochs else []
+    overrides += [f"seeds=[{seeds}]"] if seeds else []
+    cfg = EvalConfig.model_validate(apply_overrides(base, overrides))
+    total = cfg.train.epochs * len(cfg.seeds)
+    with Progress(
+        TextColumn("[bold]epochs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+    ) as progress:
+        task = progress.add_task("", total=total)
+        m = run_eval(
+            arch,
+            cfg,
+            on_epoch=lambda seed, s: progress.update(
+                task, advance=1, description=f"seed {seed} epoch {s.epoch}: {s.accuracy:.3f}"
+            ),
+        )
+    table = Table(title=f"{arch_file.name}: {arch.label()}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("status", m.status),
+        ("accuracy", f"{m.accuracy:.4f} ± {m.accuracy_std:.4f} ({len(m.seeds)} seeds)"),
+        ("latency_ms", f"{m.latency_ms:.3f} (IQR {m.latency_iqr_ms:.3f})" if m.latency_ms else "-"),
+        ("latency_rel", f"{m.latency_rel:.3f}" if m.latency_rel else "-"),
+        ("flops", f"{m.flops:,}"),
+        ("params", f"{m.params:,}"),
+        ("train_seconds", f"{m.train_seconds:.1f}"),
+        ("device", m.hardware.get("name", m.device)),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+    if m.status != "ok":
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -22,3 +288,12 @@ def version() -> None:
     from importlib.metadata import version as v
 
     typer.echo(v("attnas"))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

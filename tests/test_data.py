@@ -74,7 +74,11 @@ def test_imagefolder_loads_train_and_val(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python"), ("imagefolder", "DATA_DIR/train/<class>")],
+    [
+        ("cifar10", "cifar-10-batches-py"),
+        ("cifar100", "cifar-100-python"),
+        ("imagefolder", "DATA_DIR/train/<class>"),
+    ],
 )
 def test_missing_dir_shows_expected_layout(tmp_path, name, expected):
     with pytest.raises(DataError, match="does not exist") as info:

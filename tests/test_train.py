@@ -21,7 +21,7 @@ def quick_cfg(**train) -> EvalConfig:
         dataset="digits",
         image_size=16,
         seeds=(0,),
-        train=TrainSettings(epochs=5, batch_size=64, lr=0.2) .model_copy(update=train),
+        train=TrainSettings(epochs=5, batch_size=64, lr=0.2).model_copy(update=train),
         measure_latency=False,
         threads=2,
     )

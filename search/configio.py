@@ -1,0 +1,34 @@
+"""Writing a SearchConfig back to YAML, with any storage password masked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from search.config import SearchConfig, load_config
+from search.study import mask_url
+
+
+def dump_config(cfg: SearchConfig, path: Path) -> None:
+    data = cfg.model_dump(mode="json")
+    if data.get("storage"):
+        data["storage"] = mask_url(data["storage"])
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def load_study_config(study_dir: str | Path, overrides: list[str] | None = None) -> SearchConfig:
+    """The config a study was started with (``attnas resume``), with ``--set`` overrides.
+
+    The study's folder decides where it lives, so a moved or copied ``runs/<study>`` resumes
+    in place.
+    """
+    from search.config import ConfigError
+
+    root = Path(study_dir).resolve()
+    if not (root / "config.yaml").is_file():
+        raise ConfigError(
+            f"{study_dir} is not a study folder (no config.yaml); start one with `attnas search`"
+        )
+    place = [f"output_dir={root.parent}", f"study={root.name}"]
+    return load_config(root / "config.yaml", place + list(overrides or []))

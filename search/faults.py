@@ -1,0 +1,25 @@
+"""Fault injection for the crash-window tests: ``ATTNAS_CRASH_AT=<point>`` makes the process
+kill itself (SIGKILL, no cleanup) the first time it reaches that point.
+
+Points: ``after_ask`` (driver), ``before_result`` / ``after_result`` (worker, around the
+durable result), ``before_tell`` / ``after_tell`` (driver), ``checkpoint_write`` (worker).
+A marker file (``ATTNAS_CRASH_ONCE``) makes the crash happen once across processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+
+def crash_point(name: str) -> None:
+    if os.environ.get("ATTNAS_CRASH_AT") != name:
+        return
+    marker = os.environ.get("ATTNAS_CRASH_ONCE")
+    if marker:
+        path = Path(marker)
+        if path.exists():
+            return
+        path.write_text(name)
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,134 @@
+"""Opening a study safely: one driver at a time, the same config as before, clear errors.
+
+Optuna storage is the single record of a search. This module owns the checks made before
+anything is written to it: the driver lock, a readable storage, and a fingerprint of the
+space, evaluation settings and objectives that a resumed run must match.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import optuna
+from optuna.samplers import BaseSampler
+
+from search.config import ConfigError, SearchConfig, fingerprint_difference
+from search.paths import StudyPaths
+
+FINGERPRINT_ATTR = "attnas_fingerprint"
+
+
+class StudyLockedError(RuntimeError):
+    pass
+
+
+def mask_url(url: str) -> str:
+    """Hide a password in a storage URL: postgresql://user:***@host/db."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+@dataclass
+class DriverLock:
+    handle: IO[str]
+
+    def release(self) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def acquire_lock(paths: StudyPaths) -> DriverLock:
+    """An exclusive flock, released by the kernel if the driver dies, so no stale locks."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    handle = open(paths.lock, "a+")  # noqa: SIM115  (held for the driver's lifetime)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise StudyLockedError(
+            f"study {paths.root.name} is locked by another driver ({owner}); "
+            "wait for it or stop it first"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
+    handle.flush()
+    return DriverLock(handle)
+
+
+def make_sampler(cfg: SearchConfig) -> BaseSampler:
+    """A fresh sampler each launch (state lives in storage); constraints read user attrs."""
+    s = cfg.sampler
+    constraints = (
+        (lambda t: t.user_attrs.get("constraints", [0.0])) if cfg.constraints.active() else None
+    )
+    if s.name == "nsga2":
+        return optuna.samplers.NSGAIISampler(
+            population_size=s.population_size, seed=s.seed, constraints_func=constraints
+        )
+    if s.name == "nsga3":
+        return optuna.samplers.NSGAIIISampler(
+            population_size=s.population_size, seed=s.seed, constraints_func=constraints
+        )
+    if s.name == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=s.seed, multivariate=True, constant_liar=True, constraints_func=constraints
+        )
+    if s.name == "gp":
+        return optuna.samplers.GPSampler(seed=s.seed, constraints_func=constraints)
+    return optuna.samplers.RandomSampler(seed=s.seed)
+
+
+def _storage(url: str) -> optuna.storages.BaseStorage:
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if (
+            path.exists()
+            and path.stat().st_size
+            and not path.read_bytes()[:16].startswith(b"SQLite format 3")
+        ):
+            raise ConfigError(f"storage {path} is not an SQLite database (corrupt or wrong file)")
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except Exception as exc:  # sqlalchemy's many errors: one line with the masked URL
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"cannot open storage {mask_url(url)}: {first}") from None
+
+
+def open_study(cfg: SearchConfig, *, must_exist: bool = False) -> optuna.Study:
+    """Create the study or load it after checking it was made with the same config."""
+    storage = _storage(cfg.storage_url)
+    try:
+        existing = optuna.load_study(
+            study_name=cfg.study, storage=storage, sampler=make_sampler(cfg)
+        )
+    except KeyError:
+        existing = None
+    if existing is None:
+        if must_exist:
+            raise ConfigError(f"no study {cfg.study!r} in {mask_url(cfg.storage_url)}")
+        study = optuna.create_study(
+            study_name=cfg.study,
+            storage=storage,
+            directions=cfg.directions,
+            sampler=make_sampler(cfg),
+        )
+        study.set_user_attr(FINGERPRINT_ATTR, cfg.fingerprint())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(cfg.objectives))
+        return study
+    stored = existing.user_attrs.get(FINGERPRINT_ATTR)
+    if stored is None:
+        raise ConfigError(f"study {cfg.study!r} exists but was not created by attnas")
+    diff = fingerprint_difference(stored, cfg.fingerprint())
+    if diff:
+        raise ConfigError(f"study {cfg.study!r} was created with a different config: {diff}")
+    return existing
