@@ -297,8 +297,12 @@ class SearchSpace:
                 choice = {"attention": attention, "position": positions.get(attention, "standard")}
                 if variant:
                     choice["variant"] = variant
+                # Uniform over the searched stages (all, unless the config narrows them).
+                stages = tuple(
+                    StageChoice(**choice) if i in self.domains else StageChoice() for i in range(n)
+                )
                 try:
-                    arch = ArchConfig(**fields, stages=(StageChoice(**choice),) * n)
+                    arch = ArchConfig(**fields, stages=stages)
                 except ValueError as exc:
                     out.append(Baseline(name, _Unfit(describe(exc))))  # type: ignore[arg-type]
                     continue

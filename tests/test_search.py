@@ -1,0 +1,242 @@
+"""The search loop end to end, on a real Ray cluster (``ray start --head`` on 127.0.0.1,
+shared by the session) and real Optuna storage: exact trial counts, resume after SIGKILL and
+SIGTERM, the driver lock, the fingerprint check, and failing trials."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from search.config import ConfigError, load_config
+from search.driver import run_search
+from search.paths import StudyPaths
+from search.study import StudyLockedError, acquire_lock
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """A head node started as its own process, as a user would: ``ray start --head``."""
+    import ray
+
+    port = _free_port()
+    temp = tmp_path_factory.mktemp("ray")
+    env = os.environ | {"RAY_AUTH_MODE": "disabled"}
+    subprocess.run(
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=2",
+            "--num-gpus=0",
+            "--include-dashboard=false",
+            f"--temp-dir={temp}",
+            "--disable-usage-stats",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    address = f"127.0.0.1:{port}"
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    try:
+        yield address
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, env=env)
+
+
+TINY = {
+    "space": {
+        "backbone": "resnet18",
+        "widths": [16, 16, 32, 32],
+        "stem": "cifar",
+        "in_chans": 1,
+        "num_classes": 10,
+        "image_size": 8,
+        "attentions": ["none", "se", "eca", "ca"],
+        "positions": ["standard", "post"],
+        "searched_stages": [2, 3],
+    },
+    "eval": {
+        "dataset": "digits",
+        "seeds": [0, 1],
+        "train": {"epochs": 1, "batch_size": 128, "lr": 0.2},
+        "latency": {"repeats": 3, "warmup": 1, "min_sample_ms": 0.2},
+    },
+    "objectives": ["accuracy", "latency_rel"],
+    "sampler": {"name": "nsga2", "population_size": 4, "seed": 0},
+    "concurrency": 2,
+    "max_failures": 3,
+}
+
+
+def make_config(tmp_path: Path, address: str, **changes) -> Path:
+    data = json.loads(json.dumps(TINY)) | {"output_dir": str(tmp_path), "ray_address": address}
+    for key, value in changes.items():
+        node = data
+        *parents, last = key.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def trained_pairs(study_dir: Path) -> Counter:
+    """(arch hash, seed) pairs trained to completion, from the trainer's append-only records."""
+    pairs: Counter = Counter()
+    for f in (study_dir / "evals").glob("*/seeds.jsonl"):
+        for line in f.read_text().splitlines():
+            r = json.loads(line)
+            pairs[(r["arch_hash"], r["seed"])] += 1
+    return pairs
+
+
+def states(study_dir: Path, name: str) -> Counter:
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{study_dir / 'study.db'}")
+    return Counter(t.state.name for t in study.trials)
+
+
+def test_search_completes_exactly_n_with_baselines_once(tmp_path, ray_cluster):
+    cfg = load_config(make_config(tmp_path, ray_cluster, n_trials=7, study="exact"))
+    outcome = run_search(cfg)
+    assert outcome.completed == 7 and outcome.stop_reason is None
+    study = optuna.load_study(study_name="exact", storage=cfg.storage_url)  # a plain client
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 7 and states(cfg.study_dir, "exact").get("RUNNING") is None
+    assert study.metric_names == ["accuracy", "latency_rel"]
+    assert all(
+        set(t.params)
+        == {f"stage{i}_{d}" for i in (2, 3) for d in ("attn", "pos", "reduction", "kernel")}
+        for t in complete
+    )
+    baselines = Counter(
+        t.user_attrs.get("baseline") for t in study.trials if "baseline" in t.user_attrs
+    )
+    assert baselines == {"none": 1, "se": 1, "eca": 1, "ca": 1}
+    # A second launch with the same target does nothing and adds nothing.
+    again = run_search(cfg)
+    assert again.told_this_run == 0 and len(
+        optuna.load_study(study_name="exact", storage=cfg.storage_url).trials
+    ) == len(study.trials)
+    assert all(n == 1 for n in trained_pairs(cfg.study_dir).values())
+
+
+def _driver(config: Path, *args: str) -> subprocess.Popen:
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [str(BIN / "attnas"), "search", str(config), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_complete(
+    study_dir: Path, name: str, at_least: int, proc: subprocess.Popen, limit=240.0
+) -> None:
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        if (study_dir / "study.db").exists():
+            try:
+                if states(study_dir, name).get("COMPLETE", 0) >= at_least:
+                    return
+            except Exception:
+                pass
+        if proc.poll() is not None:
+            raise AssertionError(f"driver exited early: {proc.stdout.read()}")
+        time.sleep(0.5)
+    raise AssertionError("timed out waiting for trials")
+
+
+def test_sigkill_then_resume_trains_each_pair_once(tmp_path, ray_cluster):
+    config = make_config(tmp_path, ray_cluster, n_trials=9, study="killed")
+    study_dir = tmp_path / "killed"
+    proc = _driver(config)
+    _wait_complete(study_dir, "killed", 3, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = states(study_dir, "killed")
+    assert before["COMPLETE"] >= 3
+    outcome = run_search(load_config(config))
+    after = states(study_dir, "killed")
+    assert outcome.completed == 9 and after["COMPLETE"] == 9 and "RUNNING" not in after
+    pairs = trained_pairs(study_dir)
+    assert pairs and all(n == 1 for n in pairs.values()), pairs
+
+
+def test_sigterm_stops_gracefully_and_resume_finishes(tmp_path, ray_cluster):
+    config = make_config(tmp_path, ray_cluster, n_trials=8, study="termed")
+    study_dir = tmp_path / "termed"
+    proc = _driver(config)
+    _wait_complete(study_dir, "termed", 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 3, out
+    assert "interrupted by SIGTERM" in out and "attnas resume" in out
+    assert "RUNNING" not in states(study_dir, "termed")
+    outcome = run_search(load_config(config))
+    assert outcome.completed == 8 and states(study_dir, "termed")["COMPLETE"] == 8
+    assert all(n == 1 for n in trained_pairs(study_dir).values())
+
+
+def test_locked_study_and_changed_space_are_refused(tmp_path, ray_cluster):
+    config = make_config(tmp_path, ray_cluster, n_trials=2, study="guarded")
+    cfg = load_config(config)
+    lock = acquire_lock(StudyPaths(cfg.study_dir))
+    try:
+        with pytest.raises(StudyLockedError, match="locked by another driver"):
+            run_search(cfg)
+    finally:
+        lock.release()
+    run_search(cfg)
+    changed = load_config(config, ["space.attentions=[none,se]"])
+    with pytest.raises(
+        ConfigError,
+        match=r"different config: space\.attentions: \['none', 'se', 'eca', 'ca'\] -> \['none', 'se'\]",
+    ):
+        run_search(changed)
+    epochs = load_config(config, ["eval.train.epochs=2"])
+    with pytest.raises(ConfigError, match=r"eval\.train\.epochs: 1 -> 2"):
+        run_search(epochs)
+
+
+def test_diverging_trials_fail_with_reason_and_stop_after_max_failures(tmp_path, ray_cluster):
+    cfg = load_config(
+        make_config(
+            tmp_path, ray_cluster, n_trials=4, study="nan", eval__train__lr=1.0e6, max_failures=2
+        )
+    )
+    outcome = run_search(cfg)
+    counts = states(cfg.study_dir, "nan")
+    # It stops at the third failure; the one other trial in flight (concurrency 2) may fail too.
+    assert counts["FAIL"] in (3, 4) and "RUNNING" not in counts and outcome.completed == 0
+    assert outcome.stop_reason and "max_failures=2" in outcome.stop_reason
+    study = optuna.load_study(study_name="nan", storage=cfg.storage_url)
+    reasons = {t.user_attrs["fail_reason"] for t in study.trials if t.state.name == "FAIL"}
+    assert reasons == {"nan_loss at epoch 1"}
