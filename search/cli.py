@@ -87,8 +87,10 @@ def _progress() -> Progress:
 def _run(cfg: Any) -> None:
     from results.summary import front_table
     from search.driver import run_search
-    from search.study import mask_url
+    from search.study import connect_storage, mask_url
 
+    cfg.study_dir.parent.mkdir(parents=True, exist_ok=True)
+    connect_storage(cfg.storage_url)  # a corrupt or unreachable storage fails before any output
     console.print(
         f"study [bold]{cfg.study}[/] in {cfg.study_dir} (storage {mask_url(cfg.storage_url)})"
     )
@@ -245,6 +247,9 @@ def evaluate(
     overrides += [f"train.epochs={epochs}"] if epochs else []
     overrides += [f"seeds=[{seeds}]"] if seeds else []
     cfg = EvalConfig.model_validate(apply_overrides(base, overrides))
+    from evaluators.evaluate import get_dataset
+
+    get_dataset(cfg)  # bad data dirs fail here, before any progress bar is drawn
     total = cfg.train.epochs * len(cfg.seeds)
     with Progress(
         TextColumn("[bold]epochs"),

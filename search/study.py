@@ -86,7 +86,7 @@ def make_sampler(cfg: SearchConfig) -> BaseSampler:
     return optuna.samplers.RandomSampler(seed=s.seed)
 
 
-def _storage(url: str) -> optuna.storages.BaseStorage:
+def connect_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if (
@@ -104,7 +104,7 @@ def _storage(url: str) -> optuna.storages.BaseStorage:
 
 def open_study(cfg: SearchConfig, *, must_exist: bool = False) -> optuna.Study:
     """Create the study or load it after checking it was made with the same config."""
-    storage = _storage(cfg.storage_url)
+    storage = connect_storage(cfg.storage_url)
     try:
         existing = optuna.load_study(
             study_name=cfg.study, storage=storage, sampler=make_sampler(cfg)

@@ -1,0 +1,127 @@
+"""The CLI: --help everywhere, one clear line and exit 2 on bad input, and `evaluate`."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from search.cli import app
+from spaces import StageChoice, uniform
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    "cmd", [[], ["search"], ["resume"], ["status"], ["space", "show"], ["evaluate"]]
+)
+def test_help_everywhere(cmd):
+    result = runner.invoke(app, [*cmd, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        ("space: {attentions: [se, sk]}\n", [], "unknown attention 'sk'; allowed: none, se"),
+        ("space: {positions: [tail]}\n", [], "positions: 'tail' is not a position of resnet18"),
+        (
+            "space: {kernel_sizes: [4]}\n",
+            [],
+            "kernel_sizes must be an odd integer >= 1 or 'auto', got 4",
+        ),
+        ("space: {kernel_sizes: [-3]}\n", [], "got -3"),
+        ("eval: {epochs: 3}\n", [], "unknown key 'eval.epochs'"),
+        ("space: [1, 2\n", [], "malformed YAML at line"),
+        (
+            "",
+            ["--set", "sampler.name=cmaes"],
+            "unknown sampler 'cmaes'; allowed: nsga2, tpe, gp, random, nsga3",
+        ),
+        ("", ["--set", "objectives=[speed]"], "unknown objective 'speed'"),
+        (
+            "",
+            ["--set", "n_trials=0"],
+            "n_trials: Input should be greater than or equal to 1, got 0",
+        ),
+    ],
+)
+def test_bad_config_is_one_line_and_writes_nothing(tmp_path, content, args, message):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(content + f"output_dir: {tmp_path / 'runs'}\n")
+    result = runner.invoke(app, ["space", "show", str(cfg), *args])
+    line = _one_line_error(result)
+    assert message in line, line
+    result = runner.invoke(app, ["search", str(cfg), *args])
+    assert message in _one_line_error(result)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_config_and_study(tmp_path):
+    assert "config file not found" in _one_line_error(
+        runner.invoke(app, ["search", str(tmp_path / "x.yaml")])
+    )
+    assert "is not a study folder" in _one_line_error(runner.invoke(app, ["resume", str(tmp_path)]))
+
+
+def test_missing_data_dir_is_one_line(tmp_path):
+    arch = uniform("resnet18", widths=(16, 32, 64, 128), stem="cifar", image_size=32)
+    path = tmp_path / "a.yaml"
+    arch.to_yaml(path)
+    result = runner.invoke(
+        app, ["evaluate", str(path), "--dataset", "cifar10", "--data-dir", str(tmp_path / "none")]
+    )
+    assert "does not exist; expected DATA_DIR/cifar-10-batches-py" in _one_line_error(result)
+
+
+def test_corrupt_sqlite_storage_is_refused(tmp_path):
+    study = tmp_path / "runs" / "broken"
+    study.mkdir(parents=True)
+    (study / "study.db").write_bytes(b"this is not a database" * 10)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"output_dir: {tmp_path / 'runs'}\nstudy: broken\n")
+    line = _one_line_error(runner.invoke(app, ["search", str(cfg)]))
+    assert "is not an SQLite database" in line
+
+
+def test_space_show_lists_dimensions_and_baselines():
+    result = runner.invoke(app, ["space", "show", "configs/quickstart.yaml"])
+    assert result.exit_code == 0
+    assert "stage0_attn" in result.output and "distinct architectures" in result.output
+    assert "skipped ela-T" in result.output
+
+
+def test_evaluate_prints_metrics(tmp_path):
+    arch = uniform(
+        "resnet18",
+        StageChoice(attention="eca"),
+        widths=(16, 16, 32, 32),
+        stem="cifar",
+        image_size=8,
+        in_chans=1,
+    )
+    path = tmp_path / "a.yaml"
+    arch.to_yaml(path)
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(path),
+            "--dataset",
+            "digits",
+            "--epochs",
+            "1",
+            "--set",
+            "latency.repeats=3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "accuracy" in result.output and "latency_rel" in result.output and "params" in result.output
+    )
