@@ -16,19 +16,19 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
 
 
 def front_table(study: optuna.Study) -> Table:
+    """The feasible non-dominated trials, sorted by the first objective."""
+    from results.frame import trials_frame
+
+    df = trials_frame(study)
     names = study.metric_names or [f"value{i}" for i in range(len(study.directions))]
-    table = Table(title="Pareto front")
+    table = Table(title="Pareto front (feasible trials)")
     table.add_column("#", justify="right")
     for n in names:
         table.add_column(n, justify="right")
     table.add_column("architecture (per stage)")
-    best = [
-        t for t in study.best_trials if not any(c > 0 for c in t.user_attrs.get("constraints", [0]))
-    ]
-    for t in sorted(best, key=lambda t: t.values[0]):
-        tag = (
-            f" [dim](baseline {t.user_attrs['baseline']})[/]" if "baseline" in t.user_attrs else ""
-        )
-        cells = [f"{v:.4g}" for v in t.values]
-        table.add_row(str(t.number), *cells, t.user_attrs.get("label", "?") + tag)
+    if df.empty or "is_pareto" not in df:
+        return table
+    for _, row in df[df["is_pareto"]].sort_values(names[0]).iterrows():
+        tag = f" [dim](baseline {row['baseline']})[/]" if row["is_baseline"] else ""
+        table.add_row(str(row["number"]), *(f"{row[n]:.4g}" for n in names), f"{row['label']}{tag}")
     return table

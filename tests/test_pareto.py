@@ -1,0 +1,339 @@
+"""results.pareto against brute force and independent hypervolumes; results.frame on a study."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from optuna.trial import TrialState
+
+from results import pareto
+from results.frame import trials_frame, write_trials
+from results.pareto import (
+    hypervolume,
+    hypervolume_history,
+    knee_point,
+    non_dominated_ranks,
+    pareto_mask,
+    reference_point,
+    to_minimization,
+)
+
+SETTINGS = settings(max_examples=100, deadline=None)
+
+
+# -- independent helpers (no code shared with results.pareto) ------------------------------------
+def _loss(values: np.ndarray, directions: list[str]) -> np.ndarray:
+    sign = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
+    return np.asarray(values, dtype=float) * sign
+
+
+def _dominates(a, b) -> bool:
+    return all(x <= y for x, y in zip(a, b, strict=True)) and any(
+        x < y for x, y in zip(a, b, strict=True)
+    )
+
+
+@st.composite
+def point_sets(draw, max_n: int = 30, hi: int = 5, m_range: tuple[int, int] = (2, 3)):
+    """Integer-valued float points in the study's units, with random mixed directions."""
+    m = draw(st.integers(*m_range))
+    n = draw(st.integers(0, max_n))
+    directions = draw(st.lists(st.sampled_from(["maximize", "minimize"]), min_size=m, max_size=m))
+    coords = draw(
+        st.lists(st.lists(st.integers(0, hi), min_size=m, max_size=m), min_size=n, max_size=n)
+    )
+    loss = np.array(coords, dtype=float).reshape(n, m)  # minimization-space coordinates
+    return _loss(loss, directions), directions, loss  # _loss is its own inverse
+
+
+def _hv2_sweep(loss: np.ndarray, ref: np.ndarray) -> float:
+    """2-D hypervolume: sweep x left to right, summing rectangles under the running min y."""
+    pts = [p for p in loss.tolist() if p[0] <= ref[0] and p[1] <= ref[1]]
+    xs = sorted({p[0] for p in pts}) + [float(ref[0])]
+    area, best_y = 0.0, float(ref[1])
+    for x, x_next in itertools.pairwise(xs):
+        best_y = min(best_y, min(p[1] for p in pts if p[0] == x))
+        area += (x_next - x) * (ref[1] - best_y)
+    return area
+
+
+def _hv_grid(loss: np.ndarray, ref: int) -> int:
+    """Any-D hypervolume on integer coordinates: count unit cells some point weakly dominates."""
+    m = loss.shape[1]
+    return sum(
+        any(all(p[i] <= cell[i] for i in range(m)) for p in loss.tolist())
+        for cell in itertools.product(range(ref), repeat=m)
+    )
+
+
+# -- directions ---------------------------------------------------------------------------------
+def test_to_minimization_flips_maximized_columns_and_names_bad_directions() -> None:
+    v = np.array([[0.9, 10.0], [0.8, 5.0]])
+    np.testing.assert_array_equal(
+        to_minimization(v, ["maximize", "minimize"]), [[-0.9, 10.0], [-0.8, 5.0]]
+    )
+    np.testing.assert_array_equal(
+        to_minimization(v, list(optuna.create_study(directions=["maximize"] * 2).directions)), -v
+    )
+    with pytest.raises(ValueError, match="'fastest'"):
+        to_minimization(v, ["maximize", "fastest"])
+    with pytest.raises(ValueError, match="3 directions"):
+        to_minimization(v, ["maximize"] * 3)
+
+
+# -- (a) Pareto mask ----------------------------------------------------------------------------
+@SETTINGS
+@given(point_sets())
+def test_pareto_mask_matches_brute_force(case) -> None:
+    values, directions, loss = case
+    expected = [
+        not any(_dominates(loss[j], loss[i]) for j in range(len(loss))) for i in range(len(loss))
+    ]
+    assert pareto_mask(values, directions).tolist() == expected
+
+
+def test_pareto_mask_leaves_nan_rows_off_the_front() -> None:
+    v = np.array([[1.0, 1.0], [np.nan, 0.0], [2.0, 0.0], [0.0, 3.0]])
+    assert pareto_mask(v, ["minimize", "minimize"]).tolist() == [True, False, True, True]
+    with pytest.raises(ValueError, match=r"rows \[1\]"):
+        non_dominated_ranks(v, ["minimize", "minimize"])
+
+
+# -- (b) ranks ----------------------------------------------------------------------------------
+@SETTINGS
+@given(point_sets())
+def test_ranks_are_a_non_dominated_sorting(case) -> None:
+    values, directions, loss = case
+    ranks = non_dominated_ranks(values, directions)
+    assert ranks.shape == (len(loss),)
+    np.testing.assert_array_equal(ranks, pareto._ranks_numpy(loss))  # the fallback agrees
+    if len(loss) == 0:
+        return
+    assert set(ranks.tolist()) == set(range(ranks.max() + 1))  # contiguous from 0
+    assert (pareto_mask(values, directions) == (ranks == 0)).all()
+    for r in range(ranks.max() + 1):
+        same = loss[ranks == r]
+        assert not any(_dominates(a, b) for a in same for b in same)
+        if r > 0:
+            above = loss[ranks == r - 1]
+            assert all(any(_dominates(a, b) for a in above) for b in same)
+
+
+# -- (c) hypervolume ----------------------------------------------------------------------------
+@SETTINGS
+@given(point_sets(max_n=12, hi=20, m_range=(2, 2)))
+def test_hypervolume_2d_matches_sweep_line(case) -> None:
+    values, directions, loss = case
+    ref = np.array([15.0, 15.0])  # some points lie beyond it and must add nothing
+    expected = _hv2_sweep(loss, ref)
+    assert hypervolume(values, directions, ref) == pytest.approx(expected)
+    keep = (loss <= ref).all(axis=1)
+    assert pareto._hv_numpy(loss[keep], ref) == pytest.approx(expected)
+
+
+@SETTINGS
+@given(point_sets(max_n=7, hi=8, m_range=(3, 3)))
+def test_hypervolume_3d_matches_grid_cell_count(case) -> None:
+    values, directions, loss = case
+    ref = np.array([7.0, 7.0, 7.0])  # coordinates 7 and 8 sit on or beyond the reference
+    expected = _hv_grid(loss, 7)
+    assert hypervolume(values, directions, ref) == pytest.approx(expected)
+    keep = (loss <= ref).all(axis=1)
+    assert pareto._hv_numpy(loss[keep], ref) == pytest.approx(expected)
+
+
+def test_reference_point_is_in_minimization_space_with_a_margin() -> None:
+    v = np.array([[0.9, 10.0], [0.8, 5.0], [np.nan, 1.0]])
+    ref = reference_point(v, ["maximize", "minimize"])
+    np.testing.assert_allclose(ref, [-0.8 + 0.01, 10.0 + 0.5])
+    # zero range: abs(worst) * margin, or margin itself when the worst value is 0
+    np.testing.assert_allclose(
+        reference_point(np.array([[2.0, 0.0]]), ["minimize"] * 2), [2.2, 0.1]
+    )
+    assert hypervolume(v, ["maximize", "minimize"], ref) > 0
+    with pytest.raises(ValueError, match="finite"):
+        reference_point(np.array([[np.nan, 1.0]]), ["minimize"] * 2)
+
+
+# -- (d) hypervolume history --------------------------------------------------------------------
+@SETTINGS
+@given(point_sets(max_n=20, hi=8), st.data())
+def test_hypervolume_history_grows_to_the_full_hypervolume(case, data) -> None:
+    values, directions, loss = case
+    failed = data.draw(st.lists(st.booleans(), min_size=len(values), max_size=len(values)))
+    values = values.copy()
+    values[np.array(failed, dtype=bool)] = np.nan
+    ref = np.full(len(directions), 7.0)
+    hist = hypervolume_history(values, directions, ref)
+    assert hist.shape == (len(values),)
+    assert (np.diff(hist) >= 0).all()
+    for k in range(len(values)):
+        assert hist[k] == pytest.approx(hypervolume(values[: k + 1], directions, ref))
+    if len(values):
+        assert hist[-1] == pytest.approx(hypervolume(values, directions, ref))
+
+
+# -- (e) knee -----------------------------------------------------------------------------------
+def test_knee_on_a_known_front() -> None:
+    mm = ["minimize", "minimize"]
+    # Normalised by the span 10: (0,1), (.1,.3), (.3,.1), (1,0). (1,3) and (3,1) tie at
+    # sqrt(0.1) from the ideal point, so the lower index, 1, is the knee.
+    front = np.array([[0.0, 10.0], [1.0, 3.0], [3.0, 1.0], [10.0, 0.0]])
+    assert knee_point(front, mm) == 1
+    # (2,3) -> (.2,.3), distance sqrt(.13); (3,1) -> (.3,.1), sqrt(.10): index 2 wins.
+    assert knee_point(np.array([[0.0, 10.0], [2.0, 3.0], [3.0, 1.0], [10.0, 0.0]]), mm) == 2
+    # Dominated and NaN rows are never the knee; indices refer to the input rows.
+    rows = np.array([[5.0, 5.0], [np.nan, 0.0], *front.tolist()])
+    assert knee_point(rows, mm) == 3
+    # Directions are honoured: maximising the first objective mirrors it.
+    assert knee_point(np.array([[0.0, 10.0], [-2.0, 3.0], [-3.0, 1.0], [-10.0, 0.0]]),
+                      ["maximize", "minimize"]) == 2  # fmt: skip
+    assert knee_point(np.array([[4.0, 4.0], [5.0, 5.0]]), mm) == 0  # one-point front
+
+
+# -- (f) the trials frame -----------------------------------------------------------------------
+def _arch(attention: str, kernel_size: int | str | None = None) -> dict:
+    stage = {
+        "attention": attention,
+        "position": None if attention == "none" else "post",
+        "kernel_size": kernel_size,
+        "spatial_kernel_size": None,
+        "variant": None,
+        "reduction": 16 if attention == "se" else None,
+    }
+    return {
+        "backbone": "resnet18",
+        "stages": [stage, {**stage, "attention": "none", "position": None}],
+    }
+
+
+def _metrics(acc: float, lat: float, status: str = "ok") -> dict:
+    return {
+        "status": status,
+        "accuracy": acc,
+        "accuracy_std": 0.01,
+        "accuracies": [acc / 2, acc],
+        "latency_ms": lat,
+        "latency_iqr_ms": 0.1,
+        "latency_rel": lat / 10,
+        "flops": 1000,
+        "params": 100,
+        "train_seconds": 3.5,
+        "device": "cpu",
+        "hardware": {"device": "cpu", "name": "Test CPU"},
+        "arch_hash": "ignored",
+    }
+
+
+def _add(study, values, attrs, state=TrialState.COMPLETE) -> None:
+    trial = study.ask()
+    for k, v in attrs.items():
+        trial.set_user_attr(k, v)
+    if state == TrialState.COMPLETE:
+        study.tell(trial, values)
+    elif state == TrialState.FAIL:
+        study.tell(trial, state=TrialState.FAIL)
+
+
+def _driven(
+    attention: str, acc: float, lat: float, constraints: list[float], kernel_size=None
+) -> dict:
+    arch = _arch(attention, kernel_size)
+    return {
+        "arch": arch,
+        "arch_hash": f"h-{attention}-{acc}",
+        "label": f"{attention}@post",
+        "status": "ok" if max(constraints) <= 0 else "infeasible",
+        "metrics": _metrics(acc, lat),
+        "constraints": constraints,
+    }
+
+
+@pytest.fixture
+def study() -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    s = optuna.create_study(directions=["maximize", "minimize"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s.set_metric_names(["accuracy", "latency_ms"])
+    _add(s, [0.90, 10.0], {**_driven("none", 0.90, 10.0, [0.0]), "baseline": "plain"})  # front
+    _add(s, [0.80, 5.0], {**_driven("eca", 0.80, 5.0, [0.0], "auto"), "cached": True})  # front
+    _add(s, [0.70, 8.0], _driven("eca", 0.70, 8.0, [-1.0, 0.0], 3))  # dominated by #1
+    _add(s, [0.95, 4.0], _driven("cbam", 0.95, 4.0, [0.5]))  # would dominate all: infeasible
+    _add(s, None, {"fail_reason": "nan_loss at epoch 2"}, state=TrialState.FAIL)
+    _add(s, [0.60, 2.0], {})  # no user attrs at all: still a feasible front member
+    _add(s, None, {}, state=TrialState.RUNNING)
+    return s
+
+
+def test_trials_frame_columns_front_and_missing_attrs(study: optuna.Study) -> None:
+    df = trials_frame(study)
+    assert df["number"].tolist() == list(range(7))
+    expected = {
+        "number", "state", "datetime_start", "datetime_complete", "duration_s",
+        "accuracy", "latency_ms", "label", "arch_hash", "baseline",
+        "stage0_attention", "stage0_position", "stage0_kernel_size", "stage0_variant",
+        "stage1_attention", "stage1_kernel_size", "accuracy_std", "latency_iqr_ms",
+        "latency_rel", "flops", "params", "train_seconds", "device", "status", "device_name",
+        "constraint_violation", "feasible", "fail_reason", "cached", "is_baseline",
+        "is_pareto", "pareto_rank",
+    }  # fmt: skip
+    assert expected <= set(df.columns)
+    assert not {"accuracies", "hardware"} & set(df.columns)
+    assert len(set(df.columns)) == len(df.columns)
+    d = df.set_index("number")
+
+    assert d.loc[d["is_pareto"]].index.tolist() == [0, 1, 5]
+    assert d["is_pareto"].dtype == bool
+    ranks = d["pareto_rank"]
+    assert ranks[[0, 1, 2, 5]].tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert ranks[[3, 4, 6]].isna().all()
+    assert d["feasible"].tolist() == [True, True, True, False, False, True, False]
+    assert d.loc[3, "constraint_violation"] == 0.5
+    assert d.loc[2, "constraint_violation"] == 0.0
+    assert d.loc[3, "status"] == "infeasible"
+
+    assert d["is_baseline"].tolist() == [True] + [False] * 6
+    assert d.loc[0, "baseline"] == "plain"
+    assert d["cached"].tolist() == [False, True, False, False, False, False, False]
+    assert d.loc[4, "state"] == "FAIL"
+    assert d.loc[4, "fail_reason"] == "nan_loss at epoch 2"
+    assert pd.isna(d.loc[0, "fail_reason"])
+    assert math.isnan(d.loc[4, "accuracy"])
+    assert d.loc[6, "state"] == "RUNNING" and math.isnan(d.loc[6, "duration_s"])
+
+    assert d.loc[0, "accuracy"] == 0.90 and d.loc[1, "latency_ms"] == 5.0
+    assert d.loc[1, "stage0_attention"] == "eca" and d.loc[1, "stage0_kernel_size"] == "auto"
+    assert d.loc[1, "stage1_attention"] == "none"
+    assert d.loc[1, "arch_hash"] == "h-eca-0.8"  # the user attr, not the metrics' copy
+    assert d.loc[1, "device_name"] == "Test CPU" and d.loc[1, "flops"] == 1000
+    assert pd.isna(d.loc[5, "label"]) and pd.isna(d.loc[5, "stage0_attention"])
+
+
+def test_trials_frame_default_value_names_and_empty_study() -> None:
+    s = optuna.create_study(directions=["minimize", "minimize"])
+    df = trials_frame(s)
+    assert len(df) == 0 and {"value0", "value1", "is_pareto", "pareto_rank"} <= set(df.columns)
+    _add(s, [1.0, 2.0], {})
+    assert trials_frame(s)["is_pareto"].tolist() == [True]
+
+
+def test_write_trials_round_trips(study: optuna.Study, tmp_path) -> None:
+    csv = write_trials(study, tmp_path / "out")
+    assert csv == tmp_path / "out" / "trials.csv"
+    back = pd.read_csv(csv)
+    df = trials_frame(study)
+    assert len(back) == len(df) == 7
+    assert back.columns.tolist() == df.columns.tolist()
+    assert back.loc[back["is_pareto"], "number"].tolist() == [0, 1, 5]
+    pytest.importorskip("pyarrow")
+    pq = pd.read_parquet(tmp_path / "out" / "trials.parquet")  # kernel_size mixes 3 and "auto"
+    assert len(pq) == 7 and pq["stage0_kernel_size"].tolist()[1:3] == ["auto", "3"]
