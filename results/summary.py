@@ -28,7 +28,8 @@ def front_table(study: optuna.Study) -> Table:
     table.add_column("architecture (per stage)")
     if df.empty or "is_pareto" not in df:
         return table
-    for _, row in df[df["is_pareto"]].sort_values(names[0]).iterrows():
+    front = df[df["is_pareto"]].drop_duplicates("arch_hash")  # a cached repeat is one network
+    for _, row in front.sort_values(names[0]).iterrows():
         tag = f" [dim](baseline {row['baseline']})[/]" if row["is_baseline"] else ""
         table.add_row(str(row["number"]), *(f"{row[n]:.4g}" for n in names), f"{row['label']}{tag}")
     return table
