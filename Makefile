@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 search: $(STAMP)
 	$(BIN)/attnas search configs/quickstart.yaml
+	$(BIN)/attnas report runs/quickstart
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -21,6 +22,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/evaluate.py
+	$(BIN)/python bench/overhead.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

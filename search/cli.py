@@ -288,6 +288,114 @@ def evaluate(
 
 
 @app.command()
+@friendly
+def export(
+    study_dir: Annotated[Path, typer.Argument(help="The study folder.")],
+    pick: Annotated[
+        str, typer.Option(help="knee, max-accuracy, min-latency, or trial:N.")
+    ] = "knee",
+    max_latency_ms: Annotated[
+        float | None, typer.Option(help="Only trials at most this slow.")
+    ] = None,
+    max_flops: Annotated[
+        float | None, typer.Option(help="Only trials with at most this many FLOPs.")
+    ] = None,
+    front: Annotated[
+        bool, typer.Option("--front", help="Export every Pareto point (-o is a folder).")
+    ] = False,
+    onnx: Annotated[
+        bool, typer.Option("--onnx", help="Also write an ONNX model (deploy form).")
+    ] = False,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output file (.yaml/.json) or folder.")
+    ] = Path("best.yaml"),
+) -> None:
+    """Write a chosen architecture as a config that build_model and `attnas evaluate` load."""
+    from results.export import export_front, export_pick
+    from search.configio import load_study_config
+    from search.study import open_study
+
+    study = open_study(load_study_config(study_dir), must_exist=True)
+    if front:
+        written = export_front(study, output, onnx=onnx)
+    else:
+        written = export_pick(
+            study, pick, output, onnx=onnx, max_latency_ms=max_latency_ms, max_flops=max_flops
+        )
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+@app.command()
+@friendly
+def report(
+    study_dir: Annotated[Path, typer.Argument(help="The study folder.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Folder (default STUDY_DIR/report).")
+    ] = None,
+) -> None:
+    """Pareto plot, interactive HTML, hypervolume, per-stage chart and summary.md."""
+    from results.report import write_report
+    from search.configio import load_study_config
+    from search.study import open_study
+
+    study = open_study(load_study_config(study_dir), must_exist=True)
+    for path in write_report(study, output or Path(study_dir) / "report"):
+        console.print(f"wrote {path}")
+
+
+@app.command()
+@friendly
+def validate(
+    study_dir: Annotated[Path, typer.Argument(help="The study folder.")],
+    seeds: Annotated[int, typer.Option(help="Fresh seeds per architecture.")] = 3,
+) -> None:
+    """Re-train the front and the best baselines with K seeds on the never-searched holdout split."""
+    from results.validate import plan
+    from results.validate import validate as run_validate
+    from search.configio import load_study_config
+    from search.study import open_study
+
+    cfg = load_study_config(study_dir)
+    study = open_study(cfg, must_exist=True)
+    out = Path(study_dir) / "report" / "validate.json"
+    with Progress(
+        TextColumn("[bold]validate"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+    ) as progress:
+        task = progress.add_task("", total=len(plan(study)))
+        result = run_validate(
+            study,
+            cfg.eval,
+            seeds,
+            out,
+            on_done=lambda r: progress.update(
+                task, advance=1, description=f"#{r['trial']} {r['mean']:.4f} ± {r['std']:.4f}"
+            ),
+        )
+    table = Table(title=f"holdout accuracy over {seeds} seeds")
+    for c in ("trial", "role", "mean", "std", "search acc", "architecture"):
+        table.add_column(c)
+    for r in result["rows"]:
+        table.add_row(
+            str(r["trial"]),
+            r["role"] + (f" ({r['baseline']})" if r["baseline"] else ""),
+            f"{r['mean']:.4f}",
+            f"{r['std']:.4f}",
+            f"{r['search_accuracy']:.4f}",
+            r["label"],
+        )
+    console.print(table)
+    if result["verdict"]:
+        console.print(result["verdict"])
+    console.print(f"wrote {out}; `attnas report {study_dir}` includes it")
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     from importlib.metadata import version as v

@@ -178,10 +178,11 @@ class ArchConfig(BaseModel):
         return " | ".join(s.label() for s in self.stages)
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """Plain data without the options that do not apply (they reload as None)."""
+        return self.model_dump(mode="json", exclude_none=True)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
         if path is not None:
             Path(path).write_text(text)
         return text

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,3 +35,47 @@ def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
 @pytest.fixture
 def bn_randomizer():
     return randomize_batchnorm
+
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """A head node started as its own process, as a user would: ``ray start --head``."""
+    import ray
+
+    port = _free_port()
+    temp = tmp_path_factory.mktemp("ray")
+    env = os.environ | {"RAY_AUTH_MODE": "disabled"}
+    subprocess.run(
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=2",
+            "--num-gpus=0",
+            "--include-dashboard=false",
+            f"--temp-dir={temp}",
+            "--disable-usage-stats",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    address = f"127.0.0.1:{port}"
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    try:
+        yield address
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, env=env)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,94 +15,15 @@ from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 
 from search.config import ConfigError, load_config
 from search.driver import run_search
 from search.paths import StudyPaths
 from search.study import StudyLockedError, acquire_lock
+from tests.studies import make_config
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory):
-    """A head node started as its own process, as a user would: ``ray start --head``."""
-    import ray
-
-    port = _free_port()
-    temp = tmp_path_factory.mktemp("ray")
-    env = os.environ | {"RAY_AUTH_MODE": "disabled"}
-    subprocess.run(
-        [
-            str(BIN / "ray"),
-            "start",
-            "--head",
-            f"--port={port}",
-            "--node-ip-address=127.0.0.1",
-            "--num-cpus=2",
-            "--num-gpus=0",
-            "--include-dashboard=false",
-            f"--temp-dir={temp}",
-            "--disable-usage-stats",
-        ],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    address = f"127.0.0.1:{port}"
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    try:
-        yield address
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, env=env)
-
-
-TINY = {
-    "space": {
-        "backbone": "resnet18",
-        "widths": [16, 16, 32, 32],
-        "stem": "cifar",
-        "in_chans": 1,
-        "num_classes": 10,
-        "image_size": 8,
-        "attentions": ["none", "se", "eca", "ca"],
-        "positions": ["standard", "post"],
-        "searched_stages": [2, 3],
-    },
-    "eval": {
-        "dataset": "digits",
-        "seeds": [0, 1],
-        "train": {"epochs": 1, "batch_size": 128, "lr": 0.2},
-        "latency": {"repeats": 3, "warmup": 1, "min_sample_ms": 0.2},
-    },
-    "objectives": ["accuracy", "latency_rel"],
-    "sampler": {"name": "nsga2", "population_size": 4, "seed": 0},
-    "concurrency": 2,
-    "max_failures": 3,
-}
-
-
-def make_config(tmp_path: Path, address: str, **changes) -> Path:
-    data = json.loads(json.dumps(TINY)) | {"output_dir": str(tmp_path), "ray_address": address}
-    for key, value in changes.items():
-        node = data
-        *parents, last = key.split("__")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = value
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def trained_pairs(study_dir: Path) -> Counter:

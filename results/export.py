@@ -1,0 +1,196 @@
+"""Getting an architecture out of a study: pick one (or the whole front) and write a config
+that ``spaces.build_model`` and ``attnas evaluate`` load as they are, optionally as ONNX.
+
+The exported YAML holds ``arch:`` (a plain ArchConfig) and ``source:`` (where it came from and
+what it scored), so it is both buildable and self-describing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import yaml
+
+from results.frame import trials_frame
+from results.pareto import knee_point
+from spaces import REGISTRY, ArchConfig, build_model, deploy
+
+PICKS = ("knee", "max-accuracy", "min-latency", "trial:N")
+
+
+class ExportError(ValueError):
+    pass
+
+
+def inferred_modules(arch: ArchConfig) -> list[str]:
+    """Modules designed from a paper's abstract only; reports and exports say so."""
+    names = sorted(
+        {s.attention for s in arch.stages if REGISTRY[s.attention].confidence == "inferred"}
+    )
+    return [f"{n}: design inferred from the paper's abstract (no public code)" for n in names]
+
+
+def _objective_names(study: optuna.Study) -> list[str]:
+    return list(study.metric_names or [f"value{i}" for i in range(len(study.directions))])
+
+
+def _latency_column(df: pd.DataFrame) -> str:
+    for col in ("latency_ms", "latency_rel", "flops"):
+        if col in df and df[col].notna().any():
+            return col
+    raise ExportError("the study has no latency or FLOPs numbers to pick by")
+
+
+def candidates(
+    study: optuna.Study, max_latency_ms: float | None = None, max_flops: float | None = None
+) -> pd.DataFrame:
+    """Feasible COMPLETE trials within the caps, one row per distinct architecture."""
+    df = trials_frame(study)
+    if df.empty:
+        raise ExportError("the study has no trials")
+    ok = df[df["feasible"]].drop_duplicates("arch_hash")
+    if max_latency_ms is not None:
+        ok = ok[ok["latency_ms"] <= max_latency_ms]
+    if max_flops is not None:
+        ok = ok[ok["flops"] <= max_flops]
+    if ok.empty:
+        raise ExportError("no feasible trial satisfies the caps")
+    return ok
+
+
+def pick(
+    study: optuna.Study,
+    how: str,
+    *,
+    max_latency_ms: float | None = None,
+    max_flops: float | None = None,
+) -> pd.Series:
+    """One trial's row: the knee of the (capped) front, the most accurate, the fastest, or #N."""
+    if how.startswith("trial:"):
+        try:
+            number = int(how.split(":", 1)[1])
+        except ValueError:
+            raise ExportError(f"--pick {how!r}: expected trial:N with N an integer") from None
+        df = trials_frame(study)
+        row = df[df["number"] == number]
+        if row.empty or not bool(row.iloc[0]["feasible"]):
+            raise ExportError(f"trial {number} is not a feasible COMPLETE trial of this study")
+        return row.iloc[0]
+    ok = candidates(study, max_latency_ms, max_flops)
+    if how == "max-accuracy":
+        lat = _latency_column(ok)
+        return ok.sort_values(["accuracy", lat], ascending=[False, True]).iloc[0]
+    if how == "min-latency":
+        lat = _latency_column(ok)
+        return ok.sort_values([lat, "accuracy"], ascending=[True, False]).iloc[0]
+    if how == "knee":
+        names = _objective_names(study)
+        values = ok[names].to_numpy(dtype=float)
+        return ok.iloc[knee_point(values, [d.name.lower() for d in study.directions])]
+    raise ExportError(f"unknown --pick {how!r}; allowed: {', '.join(PICKS)}")
+
+
+def _arch_of(study: optuna.Study, number: int) -> ArchConfig:
+    trial = study.trials[number]
+    return ArchConfig.model_validate(trial.user_attrs["arch"])
+
+
+def _source(study: optuna.Study, row: pd.Series, how: str) -> dict[str, Any]:
+    trial = study.trials[int(row["number"])]
+    metrics = {
+        k: v
+        for k, v in trial.user_attrs.get("metrics", {}).items()
+        if k
+        in (
+            "accuracy",
+            "accuracy_std",
+            "latency_ms",
+            "latency_iqr_ms",
+            "latency_rel",
+            "flops",
+            "params",
+            "seeds",
+            "eval_fingerprint",
+        )
+    }
+    arch = _arch_of(study, trial.number)
+    return {
+        "study": study.study_name,
+        "trial": trial.number,
+        "pick": how,
+        "label": arch.label(),
+        "baseline": trial.user_attrs.get("baseline"),
+        "metrics": metrics,
+        "device": trial.user_attrs.get("metrics", {}).get("hardware", {}).get("name"),
+        "notes": inferred_modules(arch),
+    }
+
+
+def write_arch(arch: ArchConfig, path: Path, source: dict[str, Any] | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"arch": arch.to_dict()} | ({"source": source} if source else {})
+    if path.suffix == ".json":
+        path.write_text(json.dumps(payload, indent=2))
+    else:
+        path.write_text(yaml.safe_dump(payload, sort_keys=False, default_flow_style=None))
+    return path
+
+
+def export_onnx(arch: ArchConfig, path: Path, seed: int = 0) -> Path:
+    """The deployable graph (RCAM fused) with seed-``seed`` weights: for latency profiling and
+    as the skeleton to load trained weights into; the search keeps no trained weights."""
+    import torch
+
+    model = deploy(build_model(arch, seed=seed))
+    x = torch.randn(1, arch.in_chans, arch.image_size, arch.image_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        model,
+        (x,),
+        str(path),
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        dynamo=False,
+    )
+    return path
+
+
+def export_pick(
+    study: optuna.Study,
+    how: str,
+    out: Path,
+    *,
+    onnx: bool = False,
+    max_latency_ms: float | None = None,
+    max_flops: float | None = None,
+) -> list[Path]:
+    row = pick(study, how, max_latency_ms=max_latency_ms, max_flops=max_flops)
+    arch = _arch_of(study, int(row["number"]))
+    written = [write_arch(arch, out, _source(study, row, how))]
+    if onnx:
+        written.append(export_onnx(arch, out.with_suffix(".onnx")))
+    return written
+
+
+def export_front(study: optuna.Study, out_dir: Path, *, onnx: bool = False) -> list[Path]:
+    df = trials_frame(study)
+    front = df[df["is_pareto"]].drop_duplicates("arch_hash")
+    if front.empty:
+        raise ExportError("the study has no feasible Pareto front yet")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for _, row in front.iterrows():
+        n = int(row["number"])
+        arch = _arch_of(study, n)
+        written.append(write_arch(arch, out_dir / f"trial_{n}.yaml", _source(study, row, "front")))
+        if onnx:
+            written.append(export_onnx(arch, out_dir / f"trial_{n}.onnx"))
+    cols = ["number", *_objective_names(study), "label", "baseline", "flops", "params", "arch_hash"]
+    front[[c for c in cols if c in front]].to_csv(out_dir / "pareto.csv", index=False)
+    written.append(out_dir / "pareto.csv")
+    return written

@@ -1,0 +1,290 @@
+"""``attnas report``: the pictures and the summary people look at after a search.
+
+pareto.png  accuracy against latency, FLOPs as colour, the front as a step line, baselines
+            labelled by name; report.html the same, interactive (plotly);
+hypervolume.png  hypervolume over trials (reference point recorded in summary.md);
+stages.png  which attention type and position appear per stage on the front;
+summary.md  the front as a table, and the best searched placement against the best uniform
+            baseline (with `attnas validate` numbers when present).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from results.export import inferred_modules  # noqa: E402
+from results.frame import trials_frame, write_trials  # noqa: E402
+from results.pareto import hypervolume, hypervolume_history, reference_point  # noqa: E402
+from spaces import ArchConfig  # noqa: E402
+
+ACCURACY = "accuracy"
+
+
+def _directions(study: optuna.Study) -> list[str]:
+    return [d.name.lower() for d in study.directions]
+
+
+def _names(study: optuna.Study) -> list[str]:
+    return list(study.metric_names or [f"value{i}" for i in range(len(study.directions))])
+
+
+def _cost_axis(df: pd.DataFrame, names: list[str]) -> str:
+    for col in [n for n in names if n != ACCURACY] + ["latency_ms", "latency_rel", "flops"]:
+        if col in df and df[col].notna().any():
+            return col
+    raise ValueError("no cost column (latency or FLOPs) to plot")
+
+
+def pareto_png(df: pd.DataFrame, names: list[str], path: Path) -> Path:
+    ok = df[df["feasible"]]
+    cost = _cost_axis(ok, names)
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    sc = ax.scatter(
+        ok[cost],
+        ok[ACCURACY],
+        c=ok["flops"] / 1e6,
+        cmap="viridis",
+        s=28,
+        alpha=0.8,
+        edgecolors="none",
+        label="trials",
+    )
+    fig.colorbar(sc, ax=ax, label="MFLOPs (multiply-adds)")
+    front = ok[ok["is_pareto"]].sort_values(cost)
+    ax.step(
+        front[cost],
+        front[ACCURACY].cummax(),
+        where="post",
+        color="crimson",
+        lw=1.6,
+        label="Pareto front",
+    )
+    ax.scatter(front[cost], front[ACCURACY], facecolors="none", edgecolors="crimson", s=70)
+    base = ok[ok["is_baseline"]].drop_duplicates("baseline")
+    ax.scatter(
+        base[cost],
+        base[ACCURACY],
+        marker="s",
+        facecolors="none",
+        edgecolors="black",
+        s=60,
+        label="uniform baselines (papers)",
+    )
+    for _, r in base.iterrows():
+        ax.annotate(
+            str(r["baseline"]),
+            (r[cost], r[ACCURACY]),
+            textcoords="offset points",
+            xytext=(5, -10),
+            fontsize=8,
+        )
+    bad = df[(df["state"] == "COMPLETE") & ~df["feasible"]]
+    if len(bad):
+        ax.scatter(
+            bad[cost],
+            np.full(len(bad), ok[ACCURACY].min()),
+            marker="x",
+            color="grey",
+            label="rejected by a constraint (untrained)",
+        )
+    ax.set_xlabel(cost.replace("_", " "))
+    ax.set_ylabel("validation accuracy (mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Accuracy against cost")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def report_html(df: pd.DataFrame, names: list[str], path: Path) -> Path:
+    import plotly.express as px
+
+    ok = df[df["feasible"]].copy()
+    cost = _cost_axis(ok, names)
+    ok["kind"] = np.where(
+        ok["is_baseline"], "baseline", np.where(ok["is_pareto"], "front", "trial")
+    )
+    fig = px.scatter(
+        ok,
+        x=cost,
+        y=ACCURACY,
+        color="kind",
+        symbol="kind",
+        hover_data=["number", "label", "flops", "params", "baseline"],
+        title="attnas: accuracy against cost (hover for the architecture)",
+    )
+    front = ok[ok["is_pareto"]].sort_values(cost)
+    fig.add_scatter(
+        x=front[cost],
+        y=front[ACCURACY].cummax(),
+        mode="lines",
+        line_shape="hv",
+        name="Pareto front",
+    )
+    fig.write_html(str(path), include_plotlyjs=True)
+    return path
+
+
+def hypervolume_png(
+    df: pd.DataFrame, names: list[str], directions: list[str], path: Path
+) -> tuple[Path, list[float]]:
+    ordered = df.sort_values("number")
+    values = ordered[names].to_numpy(dtype=float, copy=True)
+    values[~ordered["feasible"].to_numpy()] = np.nan
+    finite = values[~np.isnan(values).any(axis=1)]
+    ref = reference_point(finite, directions)
+    hist = hypervolume_history(values, directions, ref)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    ax.plot(ordered["number"], hist, drawstyle="steps-post")
+    ax.set_xlabel("trial number")
+    ax.set_ylabel("hypervolume")
+    ax.set_title(f"Hypervolume of the front ({', '.join(names)})")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path, [float(x) for x in ref]
+
+
+def stages_png(df: pd.DataFrame, path: Path) -> Path:
+    front = df[df["is_pareto"]].drop_duplicates("arch_hash")
+    stages = sorted(
+        {
+            int(c[5:].split("_")[0])
+            for c in df.columns
+            if c.startswith("stage") and c.endswith("_attention")
+        }
+    )
+    fig, axes = plt.subplots(1, len(stages), figsize=(3.2 * len(stages), 3.6), dpi=120, sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, i in zip(axes, stages, strict=True):
+        labels = [
+            a if a == "none" else f"{a}@{p}"
+            for a, p in zip(front[f"stage{i}_attention"], front[f"stage{i}_position"], strict=True)
+        ]
+        counts = pd.Series(labels).value_counts().sort_values()
+        ax.barh(counts.index, counts.values, color="steelblue")
+        ax.set_title(f"stage {i}")
+        ax.set_xlabel("front members")
+    fig.suptitle("Attention type and position on the Pareto front")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _md(label: str) -> str:
+    """Stage labels are joined by ' | ', which would split a Markdown table cell."""
+    return f"`{label.replace(' | ', ' / ')}`"
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return "-" if np.isnan(v) else f"{v:.4g}"
+    return str(v)
+
+
+def summary_md(
+    study: optuna.Study,
+    df: pd.DataFrame,
+    names: list[str],
+    ref: list[float],
+    validation: dict | None,
+) -> str:
+    directions = _directions(study)
+    ok = df[df["feasible"]]
+    front = ok[ok["is_pareto"]].drop_duplicates("arch_hash").sort_values(names[0], ascending=False)
+    cost = _cost_axis(ok, names)
+    hv = hypervolume(ok[names].to_numpy(dtype=float), directions, np.array(ref))
+    lines = [
+        f"# attnas report: {study.study_name}",
+        "",
+        f"{(df['state'] == 'COMPLETE').sum()} complete trials, {(df['state'] == 'FAIL').sum()} failed; "
+        f"objectives: {', '.join(f'{n} ({d})' for n, d in zip(names, directions, strict=True))}.",
+        f"Hypervolume {hv:.4g} with reference point {[round(x, 6) for x in ref]} (minimisation space).",
+        "",
+        "![Pareto front](pareto.png)",
+        "",
+        "## Pareto front",
+        "",
+        "| trial | " + " | ".join(names) + " | flops | params | architecture |",
+        "|---|" + "---|" * len(names) + "---|---|---|",
+    ]
+    for _, r in front.iterrows():
+        tag = f" (baseline {r['baseline']})" if r["is_baseline"] else ""
+        lines.append(
+            f"| {r['number']} | "
+            + " | ".join(_fmt(r[n]) for n in names)
+            + f" | {r['flops'] / 1e6:.2f}M | {r['params'] / 1e6:.3f}M | {_md(r['label'])}{tag} |"
+        )
+    base = ok[ok["is_baseline"]]
+    searched = ok[~ok["is_baseline"]]
+    lines += ["", "## Best searched placement against the best uniform baseline", ""]
+    if len(base) and len(searched):
+        b = base.sort_values([ACCURACY, cost], ascending=[False, True]).iloc[0]
+        s = searched.sort_values([ACCURACY, cost], ascending=[False, True]).iloc[0]
+        lines += [
+            f"- best baseline: **{b['baseline']}** (trial {b['number']}): accuracy {_fmt(b[ACCURACY])} "
+            f"± {_fmt(b.get('accuracy_std', float('nan')))}, {cost} {_fmt(b[cost])}",
+            f"- best searched: trial {s['number']} `{s['label']}`: accuracy {_fmt(s[ACCURACY])} "
+            f"± {_fmt(s.get('accuracy_std', float('nan')))}, {cost} {_fmt(s[cost])}",
+            f"- difference: accuracy {s[ACCURACY] - b[ACCURACY]:+.4f}, {cost} {s[cost] - b[cost]:+.4g}",
+        ]
+    if validation:
+        lines += [
+            "",
+            f"## Held-out validation ({validation['seeds']} seeds, split never scored by the search)",
+            "",
+            "| trial | role | mean | std | architecture |",
+            "|---|---|---|---|---|",
+        ]
+        for r in validation["rows"]:
+            lines.append(
+                f"| {r['trial']} | {r['role']} | {r['mean']:.4f} | {r['std']:.4f} | {_md(r['label'])} |"
+            )
+        if validation.get("verdict"):
+            lines += ["", validation["verdict"]]
+    notes = sorted(
+        {
+            n
+            for _, r in front.iterrows()
+            for n in inferred_modules(
+                ArchConfig.model_validate(study.trials[int(r["number"])].user_attrs["arch"])
+            )
+        }
+    )
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    lines += ["", "![hypervolume](hypervolume.png)", "", "![stages](stages.png)", ""]
+    return "\n".join(lines)
+
+
+def write_report(study: optuna.Study, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = trials_frame(study)
+    if df.empty or not df["feasible"].any():
+        raise ValueError("the study has no feasible complete trials to report")
+    names = _names(study)
+    written = [write_trials(study, out_dir)]
+    written.append(pareto_png(df, names, out_dir / "pareto.png"))
+    written.append(report_html(df, names, out_dir / "report.html"))
+    hv_path, ref = hypervolume_png(df, names, _directions(study), out_dir / "hypervolume.png")
+    written.append(hv_path)
+    written.append(stages_png(df, out_dir / "stages.png"))
+    vpath = out_dir / "validate.json"
+    validation = json.loads(vpath.read_text()) if vpath.is_file() else None
+    md = out_dir / "summary.md"
+    md.write_text(summary_md(study, df, names, ref, validation))
+    written.append(md)
+    return written

@@ -1,0 +1,102 @@
+"""``attnas validate``: are the searched placements better than the papers' by more than noise?
+
+The search scored every candidate on the ``val`` split with few seeds, and picked the front by
+those very numbers, so its accuracies are optimistically biased. This re-trains the front and
+the best uniform baselines with K fresh seeds and scores them on the ``holdout`` split, which
+the search never saw, and records mean and standard deviation per architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from evaluators import EvalConfig
+from evaluators.evaluate import train_seeds
+from results.frame import trials_frame
+from spaces import ArchConfig
+
+SEED_OFFSET = 1000  # validation seeds never coincide with the search's seeds
+
+
+def plan(study: optuna.Study, n_baselines: int = 2) -> list[dict[str, Any]]:
+    """The front (distinct architectures) plus the most accurate uniform baselines."""
+    df = trials_frame(study)
+    ok = df[df["feasible"]].drop_duplicates("arch_hash")
+    rows = [("front", r) for _, r in ok[ok["is_pareto"]].iterrows()]
+    seen = {r["arch_hash"] for _, r in rows}
+    base = ok[ok["is_baseline"] & ~ok["arch_hash"].isin(seen)].sort_values(
+        "accuracy", ascending=False
+    )
+    rows += [("baseline", r) for _, r in base.head(n_baselines).iterrows()]
+    rows += [("baseline", r) for _, r in ok[ok["is_pareto"] & ok["is_baseline"]].iterrows()]
+    out, done = [], set()
+    for role, r in rows:
+        if r["arch_hash"] in done:
+            continue
+        done.add(r["arch_hash"])
+        trial = study.trials[int(r["number"])]
+        out.append(
+            {
+                "trial": int(r["number"]),
+                "role": "baseline" if r["is_baseline"] else role,
+                "baseline": r["baseline"] if r["is_baseline"] else None,
+                "arch": trial.user_attrs["arch"],
+                "label": r["label"],
+                "search_accuracy": float(r["accuracy"]),
+            }
+        )
+    return out
+
+
+def validate(
+    study: optuna.Study,
+    eval_cfg: EvalConfig,
+    seeds: int,
+    out: Path,
+    on_done: Callable[[dict[str, Any]], None] = lambda r: None,
+) -> dict[str, Any]:
+    cfg = eval_cfg.model_copy(
+        update={"seeds": tuple(range(SEED_OFFSET, SEED_OFFSET + seeds)), "cache_dir": None}
+    )
+    rows = []
+    for item in plan(study):
+        arch = ArchConfig.model_validate(item["arch"])
+        results, _ = train_seeds(arch, cfg, eval_split="holdout")
+        accs = [r.accuracy for r in results if r.status == "ok"]
+        row = item | {
+            "accuracies": accs,
+            "mean": statistics.fmean(accs) if accs else float("nan"),
+            "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        }
+        row.pop("arch")
+        rows.append(row)
+        on_done(row)
+    result = {"seeds": seeds, "split": "holdout", "rows": rows, "verdict": verdict(rows)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def verdict(rows: list[dict[str, Any]]) -> str:
+    searched = [r for r in rows if r["role"] == "front"]
+    base = [r for r in rows if r["role"] == "baseline"]
+    if not searched or not base:
+        return ""
+    s = max(searched, key=lambda r: r["mean"])
+    b = max(base, key=lambda r: r["mean"])
+    gap = s["mean"] - b["mean"]
+    noise = 2 * max(s["std"], b["std"])
+    if noise == 0:
+        return f"Best searched (trial {s['trial']}) vs best baseline ({b['baseline']}): {gap:+.4f}; one seed gives no noise estimate."
+    beats = "beats" if gap > noise else "does not beat"
+    return (
+        f"Best searched placement (trial {s['trial']}, {s['mean']:.4f}) {beats} the best uniform "
+        f"baseline ({b['baseline']}, {b['mean']:.4f}) by more than 2 sigma: gap {gap:+.4f}, "
+        f"2 sigma = {noise:.4f}."
+    )

@@ -1,0 +1,122 @@
+"""Results from a real (small) study: export reproduces the trial, ONNX matches PyTorch, the
+report and validation are written."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from search.cli import app
+from search.config import load_config
+from search.driver import run_search
+from spaces import ArchConfig, build_model, deploy
+from tests.studies import make_config
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def small_study(tmp_path_factory, ray_cluster):
+    root = tmp_path_factory.mktemp("results")
+    cfg = load_config(make_config(root, ray_cluster, n_trials=6, study="res"))
+    run_search(cfg)
+    return cfg
+
+
+def test_exported_config_reproduces_the_trial(small_study, tmp_path):
+    study_dir = small_study.study_dir
+    out = tmp_path / "best.yaml"
+    result = runner.invoke(
+        app, ["export", str(study_dir), "--pick", "max-accuracy", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    arch = ArchConfig.from_file(out)
+    study = optuna.load_study(study_name="res", storage=small_study.storage_url)
+    number = int(re.search(r"trial: (\d+)", out.read_text()).group(1))
+    trial = study.trials[number]
+    assert arch.hash == trial.user_attrs["arch_hash"]
+    recorded = trial.user_attrs["metrics"]
+    result = runner.invoke(app, ["evaluate", str(out), "--config", str(study_dir / "config.yaml")])
+    assert result.exit_code == 0, result.output
+    acc = float(re.search(r"accuracy\s+[│|]\s+([0-9.]+)", result.output).group(1))
+    assert acc == pytest.approx(recorded["accuracy"], abs=5e-5)  # printed with 4 decimals
+    assert f"{recorded['params']:,}" in result.output
+
+
+def test_onnx_matches_pytorch(small_study, tmp_path):
+    import onnxruntime as ort
+
+    out = tmp_path / "knee.yaml"
+    result = runner.invoke(
+        app, ["export", str(small_study.study_dir), "--pick", "knee", "--onnx", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    arch = ArchConfig.from_file(out)
+    model = deploy(build_model(arch, seed=0)).eval()
+    x = torch.randn(3, arch.in_chans, arch.image_size, arch.image_size)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    session = ort.InferenceSession(
+        str(out.with_suffix(".onnx")), providers=["CPUExecutionProvider"]
+    )
+    got = session.run(None, {"image": x.numpy()})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_front_export_and_caps(small_study, tmp_path):
+    result = runner.invoke(
+        app, ["export", str(small_study.study_dir), "--front", "-o", str(tmp_path / "front")]
+    )
+    assert result.exit_code == 0, result.output
+    configs = sorted((tmp_path / "front").glob("trial_*.yaml"))
+    assert configs and (tmp_path / "front" / "pareto.csv").is_file()
+    for c in configs:
+        ArchConfig.from_file(c)
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            str(small_study.study_dir),
+            "--max-latency-ms",
+            "1e-9",
+            "-o",
+            str(tmp_path / "x.yaml"),
+        ],
+    )
+    assert result.exit_code == 2 and "no feasible trial satisfies the caps" in result.output
+    result = runner.invoke(
+        app,
+        ["export", str(small_study.study_dir), "--pick", "best", "-o", str(tmp_path / "x.yaml")],
+    )
+    assert (
+        result.exit_code == 2
+        and "unknown --pick 'best'; allowed: knee, max-accuracy, min-latency, trial:N"
+        in result.output
+    )
+
+
+def test_validate_then_report(small_study):
+    study_dir = small_study.study_dir
+    result = runner.invoke(app, ["validate", str(study_dir), "--seeds", "2"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["report", str(study_dir)])
+    assert result.exit_code == 0, result.output
+    report = study_dir / "report"
+    for name in (
+        "pareto.png",
+        "report.html",
+        "hypervolume.png",
+        "stages.png",
+        "summary.md",
+        "trials.csv",
+    ):
+        assert (report / name).stat().st_size > 0, name
+    md = (report / "summary.md").read_text()
+    assert "## Pareto front" in md and "Held-out validation (2 seeds" in md
+    assert "best baseline" in md
