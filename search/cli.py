@@ -89,7 +89,7 @@ def _run(cfg: Any) -> None:
     from search.driver import run_search
     from search.study import connect_storage, mask_url
 
-    cfg.study_dir.parent.mkdir(parents=True, exist_ok=True)
+    cfg.study_dir.mkdir(parents=True, exist_ok=True)
     connect_storage(cfg.storage_url)  # a corrupt or unreachable storage fails before any output
     console.print(
         f"study [bold]{cfg.study}[/] in {cfg.study_dir} (storage {mask_url(cfg.storage_url)})"
