@@ -23,7 +23,12 @@ import pandas as pd  # noqa: E402
 
 from results.export import inferred_modules  # noqa: E402
 from results.frame import trials_frame, write_trials  # noqa: E402
-from results.pareto import hypervolume, hypervolume_history, reference_point  # noqa: E402
+from results.pareto import (  # noqa: E402
+    hypervolume,
+    hypervolume_history,
+    knee_point,
+    reference_point,
+)
 from spaces import ArchConfig  # noqa: E402
 
 ACCURACY = "accuracy"
@@ -44,7 +49,8 @@ def _cost_axis(df: pd.DataFrame, names: list[str]) -> str:
     raise ValueError("no cost column (latency or FLOPs) to plot")
 
 
-def pareto_png(df: pd.DataFrame, names: list[str], path: Path) -> Path:
+def pareto_figure(df: pd.DataFrame, names: list[str]) -> plt.Figure:
+    """The figure itself (tests read back what it draws: gids name the artists)."""
     ok = df[df["feasible"]]
     cost = _cost_axis(ok, names)
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
@@ -58,9 +64,10 @@ def pareto_png(df: pd.DataFrame, names: list[str], path: Path) -> Path:
         edgecolors="none",
         label="trials",
     )
+    sc.set_gid("trials")
     fig.colorbar(sc, ax=ax, label="MFLOPs (multiply-adds)")
     front = ok[ok["is_pareto"]].sort_values(cost)
-    ax.step(
+    (line,) = ax.step(
         front[cost],
         front[ACCURACY].cummax(),
         where="post",
@@ -68,9 +75,13 @@ def pareto_png(df: pd.DataFrame, names: list[str], path: Path) -> Path:
         lw=1.6,
         label="Pareto front",
     )
-    ax.scatter(front[cost], front[ACCURACY], facecolors="none", edgecolors="crimson", s=70)
+    line.set_gid("front-line")
+    members = ax.scatter(
+        front[cost], front[ACCURACY], facecolors="none", edgecolors="crimson", s=70
+    )
+    members.set_gid("front")
     base = ok[ok["is_baseline"]].drop_duplicates("baseline")
-    ax.scatter(
+    marks = ax.scatter(
         base[cost],
         base[ACCURACY],
         marker="s",
@@ -79,6 +90,7 @@ def pareto_png(df: pd.DataFrame, names: list[str], path: Path) -> Path:
         s=60,
         label="uniform baselines (papers)",
     )
+    marks.set_gid("baselines")
     for _, r in base.iterrows():
         ax.annotate(
             str(r["baseline"]),
@@ -89,19 +101,25 @@ def pareto_png(df: pd.DataFrame, names: list[str], path: Path) -> Path:
         )
     bad = df[(df["state"] == "COMPLETE") & ~df["feasible"]]
     if len(bad):
-        ax.scatter(
+        rej = ax.scatter(
             bad[cost],
             np.full(len(bad), ok[ACCURACY].min()),
             marker="x",
             color="grey",
             label="rejected by a constraint (untrained)",
         )
+        rej.set_gid("rejected")
     ax.set_xlabel(cost.replace("_", " "))
     ax.set_ylabel("validation accuracy (mean over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Accuracy against cost")
     fig.tight_layout()
+    return fig
+
+
+def pareto_png(df: pd.DataFrame, names: list[str], path: Path) -> Path:
+    fig = pareto_figure(df, names)
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -228,6 +246,14 @@ def summary_md(
             + " | ".join(_fmt(r[n]) for n in names)
             + f" | {r['flops'] / 1e6:.2f}M | {r['params'] / 1e6:.3f}M | {_md(r['label'])}{tag} |"
         )
+    knee = front.iloc[knee_point(front[names].to_numpy(dtype=float), directions)]
+    lines += [
+        "",
+        f"**Knee** (best balance of the objectives): trial {knee['number']} "
+        f"{_md(knee['label'])}, "
+        + ", ".join(f"{n} {_fmt(knee[n])}" for n in names)
+        + ". Export it with `attnas export STUDY_DIR --pick knee`.",
+    ]
     base = ok[ok["is_baseline"]]
     searched = ok[~ok["is_baseline"]]
     lines += ["", "## Best searched placement against the best uniform baseline", ""]
@@ -270,13 +296,15 @@ def summary_md(
     return "\n".join(lines)
 
 
-def write_report(study: optuna.Study, out_dir: Path) -> list[Path]:
+def write_report(study: optuna.Study, out_dir: Path, trials_dir: Path | None = None) -> list[Path]:
+    """Write the report into ``out_dir`` and the trial table into ``trials_dir`` (the study's
+    folder: ``runs/<study>/trials.csv``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     df = trials_frame(study)
     if df.empty or not df["feasible"].any():
         raise ValueError("the study has no feasible complete trials to report")
     names = _names(study)
-    written = [write_trials(study, out_dir)]
+    written = [write_trials(study, trials_dir or out_dir)]
     written.append(pareto_png(df, names, out_dir / "pareto.png"))
     written.append(report_html(df, names, out_dir / "report.html"))
     hv_path, ref = hypervolume_png(df, names, _directions(study), out_dir / "hypervolume.png")

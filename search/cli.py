@@ -340,7 +340,9 @@ def report(
     from search.study import open_study
 
     study = open_study(load_study_config(study_dir), must_exist=True)
-    for path in write_report(study, output or Path(study_dir) / "report"):
+    for path in write_report(
+        study, output or Path(study_dir) / "report", trials_dir=Path(study_dir)
+    ):
         console.print(f"wrote {path}")
 
 

@@ -108,15 +108,41 @@ def test_validate_then_report(small_study):
     result = runner.invoke(app, ["report", str(study_dir)])
     assert result.exit_code == 0, result.output
     report = study_dir / "report"
-    for name in (
-        "pareto.png",
-        "report.html",
-        "hypervolume.png",
-        "stages.png",
-        "summary.md",
-        "trials.csv",
-    ):
-        assert (report / name).stat().st_size > 0, name
+    for name in ("pareto.png", "report.html", "hypervolume.png", "stages.png", "summary.md"):
+        assert (report / name).is_file(), name
+    assert (study_dir / "trials.csv").is_file()
     md = (report / "summary.md").read_text()
     assert "## Pareto front" in md and "Held-out validation (2 seeds" in md
     assert "best baseline" in md
+
+
+def test_plots_draw_the_study(small_study):
+    import matplotlib.pyplot as plt
+
+    from results.frame import trials_frame
+    from results.pareto import knee_point
+    from results.report import pareto_figure, summary_md
+
+    study = optuna.load_study(study_name="res", storage=small_study.storage_url)
+    df = trials_frame(study)
+    names = list(study.metric_names)
+    fig = pareto_figure(df, names)
+    artists = {a.get_gid(): a for a in fig.axes[0].get_children() if a.get_gid()}
+    feasible = df[df["feasible"]]
+    front = feasible[feasible["is_pareto"]]
+    assert len(artists["trials"].get_offsets()) == len(feasible) == small_study.n_trials
+    assert len(artists["front"].get_offsets()) == len(front) == int(df["is_pareto"].sum())
+    assert len(artists["front-line"].get_xdata()) == len(front)
+    n_base = df[df["feasible"] & df["is_baseline"]]["baseline"].nunique()
+    assert len(artists["baselines"].get_offsets()) == n_base
+    np.testing.assert_allclose(
+        sorted(artists["front"].get_offsets()[:, 1]), sorted(front["accuracy"])
+    )
+    plt.close(fig)
+    distinct = front.drop_duplicates("arch_hash")
+    knee = distinct.iloc[
+        knee_point(distinct[names].to_numpy(dtype=float), ["maximize", "minimize"])
+    ]
+    md = summary_md(study, df, names, [0.0, 10.0], None)
+    assert f"**Knee** (best balance of the objectives): trial {knee['number']}" in md
+    assert knee["label"].replace(" | ", " / ") in md
