@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -195,6 +196,7 @@ def stages_png(df: pd.DataFrame, path: Path) -> Path:
         ax.barh(counts.index, counts.values, color="steelblue")
         ax.set_title(f"stage {i}")
         ax.set_xlabel("front members")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle("Attention type and position on the Pareto front")
     fig.tight_layout()
     fig.savefig(path)
