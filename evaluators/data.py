@@ -196,6 +196,37 @@ def _imagefolder(root: Path, image_size: int) -> tuple[Split, Split | None, int]
     return train, val, len(classes)
 
 
+CIFAR_FILES = {
+    "cifar10": ("cifar-10-batches-py", ("data_batch_1", "test_batch", "batches.meta")),
+    "cifar100": ("cifar-100-python", ("train", "test", "meta")),
+}
+
+
+def check_data_dir(name: str, data_dir: str | Path | None, download: bool = False) -> None:
+    """A cheap check of the layout, so a search fails before it starts, not in every trial."""
+    if name in ("digits", "synthetic") or download:
+        return
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+    layout = CIFAR_LAYOUT.get(name, IMAGEFOLDER_LAYOUT)
+    if data_dir is None:
+        raise DataError(f"{name} needs data_dir; expected {layout}")
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{name}: data_dir {root} does not exist; expected {layout}")
+    if name in CIFAR_FILES:
+        folder, files = CIFAR_FILES[name]
+        missing = [f for f in files if not (root / folder / f).is_file()]
+        if missing:
+            raise DataError(
+                f"{name}: {root / folder} lacks {', '.join(missing)}; expected {layout}"
+            )
+        return
+    train = root / "train" if (root / "train").is_dir() else root
+    if not any(p.is_dir() for p in train.iterdir()):
+        raise DataError(f"imagefolder: no class folders in {train}; expected {layout}")
+
+
 def load_dataset(
     name: str,
     *,

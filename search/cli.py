@@ -85,12 +85,16 @@ def _progress() -> Progress:
 
 
 def _run(cfg: Any) -> None:
+    from evaluators.data import check_data_dir
     from results.summary import front_table
-    from search.driver import run_search
-    from search.study import connect_storage, mask_url
+    from search.driver import check_ray_address, run_search
+    from search.study import check_existing, mask_url
 
-    cfg.study_dir.mkdir(parents=True, exist_ok=True)
-    connect_storage(cfg.storage_url)  # a corrupt or unreachable storage fails before any output
+    check_ray_address(cfg.ray_address)  # nobody listening: one line, nothing written
+    check_data_dir(cfg.eval.dataset, cfg.eval.data_dir, cfg.eval.download)
+    if cfg.storage is None:
+        cfg.study_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
+    check_existing(cfg)  # corrupt or unreachable storage, or another config: before any output
     console.print(
         f"study [bold]{cfg.study}[/] in {cfg.study_dir} (storage {mask_url(cfg.storage_url)})"
     )

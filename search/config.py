@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,9 @@ class SearchConfig(BaseModel):
             "max_latency_ms",
             "max_latency_rel",
         } & set(self.constraints.active())
+        from spaces import SearchSpace
+
+        SearchSpace(self.space)  # an empty stage domain is a config error, found before any I/O
         if needs_latency and not self.eval.measure_latency:
             raise ValueError(
                 "latency is an objective or constraint but eval.measure_latency is false"
@@ -231,6 +235,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
     data = read_yaml(path) if path else {}
     data = apply_overrides(data, overrides or [])
+    if os.environ.get("ATTNAS_STORAGE") and not data.get("storage"):
+        data["storage"] = os.environ["ATTNAS_STORAGE"]  # keeps a password out of config files
     try:
         return SearchConfig.model_validate(data)
     except ValidationError as exc:

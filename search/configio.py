@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
 
 from search.config import SearchConfig, load_config
-from search.study import mask_url
+from search.study import strip_password
 
 
 def dump_config(cfg: SearchConfig, path: Path) -> None:
     data = cfg.model_dump(mode="json")
     if data.get("storage"):
-        data["storage"] = mask_url(data["storage"])
+        data["storage"] = strip_password(data["storage"])
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
@@ -31,4 +32,6 @@ def load_study_config(study_dir: str | Path, overrides: list[str] | None = None)
             f"{study_dir} is not a study folder (no config.yaml); start one with `attnas search`"
         )
     place = [f"output_dir={root.parent}", f"study={root.name}"]
+    if os.environ.get("ATTNAS_STORAGE"):  # e.g. a PostgreSQL URL with its password
+        place.append(f"storage={os.environ['ATTNAS_STORAGE']}")
     return load_config(root / "config.yaml", place + list(overrides or []))

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import time
 import warnings
 from collections import deque
@@ -194,6 +195,8 @@ class SearchRun:
         trial.set_user_attr("metrics", metrics)
         if result.get("cached"):
             trial.set_user_attr("cached", True)
+        if result.get("node"):
+            trial.set_user_attr("node", result["node"])
         if status == "nan_loss":
             self._fail(trial, f"nan_loss at epoch {metrics.get('failed_epoch')}")
             return
@@ -297,11 +300,30 @@ class _StopOnRequest(_Unpicklable, Stopper):
         return self.run.stop_reason is not None and self.run.stop_reason.startswith("interrupted")
 
 
+def check_ray_address(address: str | None, timeout: float = 5.0) -> None:
+    """Fail in seconds, with one line, when nobody listens at ``address`` (ray.init would
+    retry for a long time); ``auto`` and ``ray://`` addresses are left to Ray."""
+    if not address or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    from search.config import ConfigError
+
+    if not host or not port.isdigit():
+        raise ConfigError(f"ray_address {address!r} is not host:port, auto or ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot reach a Ray cluster at {address!r}: {exc.strerror or exc}"
+        ) from None
+
+
 def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     import ray
 
     if ray.is_initialized():
         return
+    check_ray_address(address)
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     try:
         ray.init(
@@ -309,6 +331,10 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
             num_cpus=num_cpus if address is None else None,
             include_dashboard=False,
             log_to_driver=False,
+            # ATTNAS_* settings (gate dir, fault injection) reach the workers too.
+            runtime_env={
+                "env_vars": {k: v for k, v in os.environ.items() if k.startswith("ATTNAS_")}
+            },
             logging_level=logging.WARNING,
             configure_logging=True,
         )
@@ -341,8 +367,15 @@ def run_search(
     from search.worker import run_trial
 
     t0 = time.perf_counter()
+    import ray
+
+    if not ray.is_initialized():
+        check_ray_address(cfg.ray_address)  # before anything is written to the study
+    from evaluators.data import check_data_dir
+
+    check_data_dir(cfg.eval.dataset, cfg.eval.data_dir, cfg.eval.download)
     paths = StudyPaths(cfg.study_dir)
-    lock = acquire_lock(paths)
+    lock = acquire_lock(paths, cfg.storage_url)
     try:
         study = open_study(cfg)
         if not paths.config.is_file():

@@ -8,12 +8,13 @@ space, evaluation settings and objectives that a resumed run must match.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import Any
 
 import optuna
 from optuna.samplers import BaseSampler
@@ -29,22 +30,76 @@ class StudyLockedError(RuntimeError):
 
 
 def mask_url(url: str) -> str:
-    """Hide a password in a storage URL: postgresql://user:***@host/db."""
+    """Hide a password in a storage URL for display: postgresql://user:***@host/db."""
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def strip_password(url: str) -> str:
+    """The URL without its password, for files: libpq then takes the password from
+    PGPASSWORD or ~/.pgpass, and a copied study folder leaks nothing."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1@", url)
 
 
 @dataclass
 class DriverLock:
-    handle: IO[str]
+    """Held for the driver's lifetime; the kernel (flock) or the server (advisory lock)
+    releases it if the driver dies, so a killed driver never leaves a stale lock."""
+
+    handle: Any
 
     def release(self) -> None:
+        if isinstance(self.handle, _PgLock):
+            self.handle.release()
+            return
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
 
 
-def acquire_lock(paths: StudyPaths) -> DriverLock:
-    """An exclusive flock, released by the kernel if the driver dies, so no stale locks."""
+@dataclass
+class _PgLock:
+    connection: Any
+    key: int
+
+    def release(self) -> None:
+        import sqlalchemy as sa
+
+        try:
+            self.connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+        finally:
+            self.connection.close()
+
+
+def _advisory_key(study: str) -> int:
+    digest = hashlib.sha256(f"attnas:{study}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _pg_lock(url: str, study: str) -> _PgLock:
+    import sqlalchemy as sa
+
+    try:
+        conn = sa.create_engine(url, poolclass=sa.pool.NullPool).connect()
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"cannot open storage {mask_url(url)}: {mask_url(first)}") from None
+    key = _advisory_key(study)
+    got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+    conn.commit()
+    if not got:
+        conn.close()
+        raise StudyLockedError(
+            f"study {study} is locked by another driver (PostgreSQL advisory lock {key}); "
+            "wait for it or stop it first"
+        )
+    return _PgLock(conn, key)
+
+
+def acquire_lock(paths: StudyPaths, storage_url: str | None = None) -> DriverLock:
+    """A PostgreSQL advisory lock for PostgreSQL storage (drivers may run on different hosts),
+    an exclusive flock on the study folder otherwise."""
     paths.root.mkdir(parents=True, exist_ok=True)
+    if storage_url and storage_url.startswith("postgresql"):
+        return DriverLock(_pg_lock(storage_url, paths.root.name))
     handle = open(paths.lock, "a+")  # noqa: SIM115  (held for the driver's lifetime)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -99,7 +154,22 @@ def connect_storage(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
     except Exception as exc:  # sqlalchemy's many errors: one line with the masked URL
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"cannot open storage {mask_url(url)}: {first}") from None
+        raise ConfigError(f"cannot open storage {mask_url(url)}: {mask_url(first)}") from None
+
+
+def check_existing(cfg: SearchConfig) -> None:
+    """Refuse, before anything is printed or written, a config that differs from the study's."""
+    storage = connect_storage(cfg.storage_url)
+    try:
+        study = optuna.load_study(study_name=cfg.study, storage=storage)
+    except KeyError:
+        return
+    stored = study.user_attrs.get(FINGERPRINT_ATTR)
+    if stored is None:
+        raise ConfigError(f"study {cfg.study!r} exists but was not created by attnas")
+    diff = fingerprint_difference(stored, cfg.fingerprint())
+    if diff:
+        raise ConfigError(f"study {cfg.study!r} was created with a different config: {diff}")
 
 
 def open_study(cfg: SearchConfig, *, must_exist: bool = False) -> optuna.Study:

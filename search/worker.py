@@ -9,6 +9,7 @@ trial's ``result.json`` (atomic), which the driver tells Optuna.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import traceback
 from pathlib import Path
@@ -24,6 +25,8 @@ from evaluators.train import EpochState, TrainResult, checkpoint_state
 from search.faults import crash_point
 from search.paths import StudyPaths
 from spaces import ArchConfig
+
+log = logging.getLogger(__name__)
 
 
 class TrialSpec(BaseModel):
@@ -69,6 +72,20 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The checkpoint, or None when absent or unreadable (torn write, or anything that is not
+    plain tensors: ``weights_only`` refuses to unpickle objects, so a crafted file cannot run
+    code). An unreadable one is set aside and the seed restarts from scratch."""
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception as exc:
+        path.rename(path.with_suffix(".rejected"))
+        log.warning("checkpoint %s rejected (%s); restarting the seed", path, type(exc).__name__)
+        return None
+
+
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     crash_point("checkpoint_write")
@@ -97,7 +114,7 @@ class _SeedRunner:
                     break
                 continue
             ckpt = self.dir / f"seed{seed}.pt"
-            resume = {seed: torch.load(ckpt, weights_only=True)} if ckpt.is_file() else None
+            resume = {seed: state} if (state := load_checkpoint(ckpt)) is not None else None
             one = self.cfg.model_copy(update={"seeds": (seed,)})
             accs = list(resume[seed]["accuracies"]) if resume else []
 
@@ -126,6 +143,16 @@ class _SeedRunner:
         return results, seconds
 
 
+def _node_id() -> str:
+    """The Ray node that ran the trial (its hostname is not unique on a one-machine cluster)."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+    except Exception:
+        return "unknown"
+
+
 def execute(spec: TrialSpec) -> dict[str, Any]:
     """Score ``spec.arch``; returns (and durably writes) the trial's result record."""
     paths = StudyPaths(Path(spec.study_dir))
@@ -144,7 +171,7 @@ def execute(spec: TrialSpec) -> dict[str, Any]:
             outcome = _evaluate(arch, cfg, eval_dir, spec)
             write_json_atomic(outcome_path, json.dumps(outcome))
         crash_point("before_result")
-        result = {"number": spec.number, **outcome}
+        result = {"number": spec.number, "node": _node_id(), **outcome}
         write_json_atomic(result_path, json.dumps(result, indent=2))
         crash_point("after_result")
         return result

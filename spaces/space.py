@@ -189,6 +189,22 @@ class SearchSpace:
             return False
         return True
 
+    def _raw_values(self) -> dict[str, tuple[Any, ...]]:
+        return {
+            s: self.positions if f == "position" else getattr(self.config, src)
+            for f, (s, src) in DIMENSIONS.items()
+        }
+
+    def _why_not(self, stage: StageSpec, candidates: set[StageChoice]) -> str:
+        channels = {p: stage.channels[p] for p in self.positions}
+        for c in sorted(candidates, key=lambda c: c.label()):
+            for p in self.positions:
+                try:
+                    check_stage_choice(stage.index, channels, c.model_copy(update={"position": p}))
+                except ValueError as exc:
+                    return str(exc).split(": ", 1)[-1]
+        return "no candidates"
+
     def _domain(self, stage: StageSpec) -> StageDomain:
         cfg = self.config
         values: dict[str, tuple[Any, ...]] = {"attn": ()}
@@ -205,15 +221,22 @@ class SearchSpace:
                     )
                 )
             values[suffix] = tuple(pool)
-        choices = {c for c in self._enumerate(stage, values) if self._fits(stage, c)}
+        candidates = self._enumerate(stage, values)
+        choices = {c for c in candidates if self._fits(stage, c)}
         values["attn"] = tuple(a for a in cfg.attentions if any(c.attention == a for c in choices))
+        if not choices:
+            raise ValueError(
+                f"stage {stage.index}: none of the allowed attentions fits at every allowed position "
+                f"({self._why_not(stage, self._enumerate(stage, self._raw_values()))}); "
+                "allow 'none', other variants or positions"
+            )
         return StageDomain(stage, values, frozenset(choices))
 
     def _enumerate(self, stage: StageSpec, values: dict[str, tuple[Any, ...]]) -> set[StageChoice]:
         out: set[StageChoice] = set()
         for attention in self.config.attentions:
             fields = ["position", *REGISTRY[attention].defaults] if attention != "none" else []
-            pools = [values[DIMENSIONS[f][0]] or (None,) for f in fields]
+            pools = [values[DIMENSIONS[f][0]] for f in fields]  # an emptied pool: no candidates
             for combo in itertools.product(*pools):
                 out.add(StageChoice(attention=attention, **dict(zip(fields, combo, strict=True))))
         return out

@@ -79,3 +79,35 @@ def ray_cluster(tmp_path_factory):
         if ray.is_initialized():
             ray.shutdown()
         subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, env=env)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the whole session (see tests/pg.py)."""
+    from tests.pg import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+# -- the reliability ledger: tests record what they survived; RELIABILITY.md is written from it
+LEDGER: dict[str, list] = {
+    "kills": [],
+    "faults": [],
+    "bad_inputs": [],
+    "trials_lost": [],
+    "tests": [],
+}
+
+
+@pytest.fixture(scope="session")
+def ledger():
+    return LEDGER
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not LEDGER["tests"] or exitstatus != 0:
+        return  # only a complete, green run may rewrite the record
+    from tests.reliability_report import write_reliability
+
+    write_reliability(LEDGER, Path(__file__).resolve().parent.parent / "RELIABILITY.md")

@@ -23,6 +23,16 @@ from search.study import StudyLockedError, acquire_lock
 from tests.studies import make_config
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request) -> str | None:
+    """Each search/resume test runs against both storages; None = the default SQLite file."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres")["url"]
+
+
 BIN = Path(sys.executable).parent
 
 
@@ -36,18 +46,21 @@ def trained_pairs(study_dir: Path) -> Counter:
     return pairs
 
 
-def states(study_dir: Path, name: str) -> Counter:
-    study = optuna.load_study(study_name=name, storage=f"sqlite:///{study_dir / 'study.db'}")
+def states(study_dir: Path, name: str, storage: str | None = None) -> Counter:
+    url = storage or f"sqlite:///{study_dir / 'study.db'}"
+    study = optuna.load_study(study_name=name, storage=url)
     return Counter(t.state.name for t in study.trials)
 
 
-def test_search_completes_exactly_n_with_baselines_once(tmp_path, ray_cluster):
-    cfg = load_config(make_config(tmp_path, ray_cluster, n_trials=7, study="exact"))
+def test_search_completes_exactly_n_with_baselines_once(tmp_path, ray_cluster, storage):
+    cfg = load_config(
+        make_config(tmp_path, ray_cluster, n_trials=7, study="exact", storage=storage)
+    )
     outcome = run_search(cfg)
     assert outcome.completed == 7 and outcome.stop_reason is None
     study = optuna.load_study(study_name="exact", storage=cfg.storage_url)  # a plain client
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert len(complete) == 7 and states(cfg.study_dir, "exact").get("RUNNING") is None
+    assert len(complete) == 7 and states(cfg.study_dir, "exact", storage).get("RUNNING") is None
     assert study.metric_names == ["accuracy", "latency_rel"]
     assert all(
         set(t.params)
@@ -78,13 +91,18 @@ def _driver(config: Path, *args: str) -> subprocess.Popen:
 
 
 def _wait_complete(
-    study_dir: Path, name: str, at_least: int, proc: subprocess.Popen, limit=240.0
+    study_dir: Path,
+    name: str,
+    at_least: int,
+    proc: subprocess.Popen,
+    limit=240.0,
+    storage: str | None = None,
 ) -> None:
     deadline = time.time() + limit
     while time.time() < deadline:
-        if (study_dir / "study.db").exists():
+        if storage or (study_dir / "study.db").exists():
             try:
-                if states(study_dir, name).get("COMPLETE", 0) >= at_least:
+                if states(study_dir, name, storage).get("COMPLETE", 0) >= at_least:
                     return
             except Exception:
                 pass
@@ -94,17 +112,17 @@ def _wait_complete(
     raise AssertionError("timed out waiting for trials")
 
 
-def test_sigkill_then_resume_trains_each_pair_once(tmp_path, ray_cluster):
-    config = make_config(tmp_path, ray_cluster, n_trials=9, study="killed")
+def test_sigkill_then_resume_trains_each_pair_once(tmp_path, ray_cluster, storage):
+    config = make_config(tmp_path, ray_cluster, n_trials=9, study="killed", storage=storage)
     study_dir = tmp_path / "killed"
     proc = _driver(config)
-    _wait_complete(study_dir, "killed", 3, proc)
+    _wait_complete(study_dir, "killed", 3, proc, storage=storage)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    before = states(study_dir, "killed")
+    before = states(study_dir, "killed", storage)
     assert before["COMPLETE"] >= 3
     outcome = run_search(load_config(config))
-    after = states(study_dir, "killed")
+    after = states(study_dir, "killed", storage)
     assert outcome.completed == 9 and after["COMPLETE"] == 9 and "RUNNING" not in after
     pairs = trained_pairs(study_dir)
     assert pairs and all(n == 1 for n in pairs.values()), pairs
@@ -125,10 +143,10 @@ def test_sigterm_stops_gracefully_and_resume_finishes(tmp_path, ray_cluster):
     assert all(n == 1 for n in trained_pairs(study_dir).values())
 
 
-def test_locked_study_and_changed_space_are_refused(tmp_path, ray_cluster):
-    config = make_config(tmp_path, ray_cluster, n_trials=2, study="guarded")
+def test_locked_study_and_changed_space_are_refused(tmp_path, ray_cluster, storage):
+    config = make_config(tmp_path, ray_cluster, n_trials=2, study="guarded", storage=storage)
     cfg = load_config(config)
-    lock = acquire_lock(StudyPaths(cfg.study_dir))
+    lock = acquire_lock(StudyPaths(cfg.study_dir), cfg.storage_url)
     try:
         with pytest.raises(StudyLockedError, match="locked by another driver"):
             run_search(cfg)

@@ -1,0 +1,158 @@
+"""Two Ray nodes on one machine (a head and a worker, each its own `ray start` process): a
+search spreads over both, survives the worker node's death mid-trial with that trial failed
+with a reason, and still ends with exactly N finished trials, none repeated."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search.config import load_config
+from tests.studies import make_config
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _nodes_alive(address: str) -> int:
+    code = (
+        f"import ray; ray.init(address='{address}', logging_level='ERROR'); "
+        "print(sum(n['Alive'] for n in ray.nodes()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"RAY_AUTH_MODE": "disabled"},
+    )
+    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else 0
+
+
+@pytest.fixture
+def two_nodes(tmp_path):
+    port = _free_port()
+    env = os.environ | {"RAY_AUTH_MODE": "disabled"}
+    common = [
+        "--num-cpus=1",
+        "--num-gpus=0",
+        "--node-ip-address=127.0.0.1",
+        "--block",
+        "--disable-usage-stats",
+    ]
+    head = subprocess.Popen(
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            f"--port={port}",
+            "--include-dashboard=false",
+            f"--temp-dir={tmp_path / 'ray'}",
+            f"--node-manager-port={_free_port()}",
+            f"--object-manager-port={_free_port()}",
+            *common,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    address = f"127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    worker = subprocess.Popen(
+        [
+            str(BIN / "ray"),
+            "start",
+            f"--address={address}",
+            f"--node-manager-port={_free_port()}",
+            f"--object-manager-port={_free_port()}",
+            *common,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 90
+    while _nodes_alive(address) < 2:
+        assert time.time() < deadline, "the worker node never joined"
+        time.sleep(1)
+    try:
+        yield address, worker
+    finally:
+        for p in (worker, head):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+def test_search_spreads_over_nodes_and_survives_a_node_death(tmp_path, two_nodes, ledger):
+    address, worker = two_nodes
+    config = make_config(
+        tmp_path, address, n_trials=8, study="nodes", eval__train__epochs=2, eval__seeds=[0]
+    )
+    cfg = load_config(config)
+    env = os.environ | {"RAY_AUTH_MODE": "disabled"}
+    driver = subprocess.Popen(
+        [str(BIN / "attnas"), "search", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    storage = cfg.storage_url
+    killed = False
+    deadline = time.time() + 600
+    while driver.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+        if killed or not (cfg.study_dir / "study.db").exists():
+            continue
+        try:
+            trials = optuna.load_study(study_name="nodes", storage=storage).trials
+        except Exception:
+            continue
+        done = [t for t in trials if t.state.name == "COMPLETE" and "node" in t.user_attrs]
+        running = [t for t in trials if t.state.name == "RUNNING"]
+        if len({t.user_attrs["node"] for t in done}) >= 2 and len(running) >= 2:
+            worker.send_signal(signal.SIGTERM)  # the worker node goes away mid-trial
+            killed = True
+    out, _ = driver.communicate(timeout=300)
+    assert killed, out
+    assert driver.returncode == 0, out
+    study = optuna.load_study(study_name="nodes", storage=storage)
+    states = Counter(t.state.name for t in study.trials)
+    assert states["COMPLETE"] == 8 and "RUNNING" not in states, states
+    failed = [t.user_attrs.get("fail_reason", "") for t in study.trials if t.state.name == "FAIL"]
+    assert all(r for r in failed), failed  # a trial lost with its node is failed with a reason
+    pairs: Counter = Counter()
+    for f in (cfg.study_dir / "evals").glob("*/seeds.jsonl"):
+        for line in f.read_text().splitlines():
+            r = json.loads(line)
+            pairs[(r["arch_hash"], r["seed"])] += 1
+    assert all(n == 1 for n in pairs.values()), pairs
+    ledger["kills"].append("worker-node")
+    ledger["trials_lost"].append(0)
+    ledger["tests"].append("multinode")
