@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -48,6 +49,7 @@ def _nodes_alive(address: str) -> int:
 @pytest.fixture
 def two_nodes(tmp_path):
     port = _free_port()
+    temp = tempfile.mkdtemp(prefix="rmn")  # short: Ray's unix socket paths have a length limit
     env = os.environ | {"RAY_AUTH_MODE": "disabled"}
     common = [
         "--num-cpus=1",
@@ -63,9 +65,7 @@ def two_nodes(tmp_path):
             "--head",
             f"--port={port}",
             "--include-dashboard=false",
-            f"--temp-dir={tmp_path / 'ray'}",
-            f"--node-manager-port={_free_port()}",
-            f"--object-manager-port={_free_port()}",
+            f"--temp-dir={temp}",
             *common,
         ],
         env=env,
@@ -85,8 +85,6 @@ def two_nodes(tmp_path):
             str(BIN / "ray"),
             "start",
             f"--address={address}",
-            f"--node-manager-port={_free_port()}",
-            f"--object-manager-port={_free_port()}",
             *common,
         ],
         env=env,
