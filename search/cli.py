@@ -84,6 +84,11 @@ def _progress() -> Progress:
     )
 
 
+def _run_overrides(set_: list[str] | None, **options: Any) -> list[str]:
+    """``--set`` items, then the dedicated options that were given, as config overrides."""
+    return list(set_ or []) + [f"{k}={v}" for k, v in options.items() if v]
+
+
 def _run(cfg: Any) -> None:
     from evaluators.data import check_data_dir
     from results.summary import front_table
@@ -139,11 +144,9 @@ def search(
     """Run a search; on an existing study this resumes it (same config required)."""
     from search.config import load_config
 
-    overrides = list(set_ or [])
-    overrides += [f"n_trials={n_trials}"] if n_trials else []
-    overrides += [f"ray_address={address}"] if address else []
-    overrides += [f"timeout_s={timeout}"] if timeout else []
-    overrides += [f"study={study}"] if study else []
+    overrides = _run_overrides(
+        set_, n_trials=n_trials, ray_address=address, timeout_s=timeout, study=study
+    )
     _run(load_config(config, overrides))
 
 
@@ -159,10 +162,7 @@ def resume(
     """Resume a study: settle what a dead driver left, then run only the remaining budget."""
     from search.configio import load_study_config
 
-    overrides = list(set_ or [])
-    overrides += [f"n_trials={n_trials}"] if n_trials else []
-    overrides += [f"ray_address={address}"] if address else []
-    overrides += [f"timeout_s={timeout}"] if timeout else []
+    overrides = _run_overrides(set_, n_trials=n_trials, ray_address=address, timeout_s=timeout)
     _run(load_study_config(study_dir, overrides))
 
 

@@ -164,6 +164,10 @@ def check_existing(cfg: SearchConfig) -> None:
         study = optuna.load_study(study_name=cfg.study, storage=storage)
     except KeyError:
         return
+    _check_fingerprint(study, cfg)
+
+
+def _check_fingerprint(study: optuna.Study, cfg: SearchConfig) -> None:
     stored = study.user_attrs.get(FINGERPRINT_ATTR)
     if stored is None:
         raise ConfigError(f"study {cfg.study!r} exists but was not created by attnas")
@@ -195,10 +199,5 @@ def open_study(cfg: SearchConfig, *, must_exist: bool = False) -> optuna.Study:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(cfg.objectives))
         return study
-    stored = existing.user_attrs.get(FINGERPRINT_ATTR)
-    if stored is None:
-        raise ConfigError(f"study {cfg.study!r} exists but was not created by attnas")
-    diff = fingerprint_difference(stored, cfg.fingerprint())
-    if diff:
-        raise ConfigError(f"study {cfg.study!r} was created with a different config: {diff}")
+    _check_fingerprint(existing, cfg)
     return existing

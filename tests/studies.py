@@ -43,3 +43,15 @@ def make_config(tmp_path: Path, address: str, **changes) -> Path:
     path = tmp_path / f"{data.get('study', 'attnas')}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def trained_pairs(study_dir: Path):
+    """(arch hash, seed) pairs trained to completion, from the trainer's append-only records."""
+    from collections import Counter
+
+    pairs: Counter = Counter()
+    for f in (study_dir / "evals").glob("*/seeds.jsonl"):
+        for line in f.read_text().splitlines():
+            r = json.loads(line)
+            pairs[(r["arch_hash"], r["seed"])] += 1
+    return pairs

@@ -4,7 +4,6 @@ with a reason, and still ends with exactly N finished trials, none repeated."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -19,7 +18,7 @@ import optuna
 import pytest
 
 from search.config import load_config
-from tests.studies import make_config
+from tests.studies import make_config, trained_pairs
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -145,11 +144,7 @@ def test_search_spreads_over_nodes_and_survives_a_node_death(tmp_path, two_nodes
     assert states["COMPLETE"] == 8 and "RUNNING" not in states, states
     failed = [t.user_attrs.get("fail_reason", "") for t in study.trials if t.state.name == "FAIL"]
     assert all(r for r in failed), failed  # a trial lost with its node is failed with a reason
-    pairs: Counter = Counter()
-    for f in (cfg.study_dir / "evals").glob("*/seeds.jsonl"):
-        for line in f.read_text().splitlines():
-            r = json.loads(line)
-            pairs[(r["arch_hash"], r["seed"])] += 1
+    pairs = trained_pairs(cfg.study_dir)
     assert all(n == 1 for n in pairs.values()), pairs
     ledger["kills"].append("worker-node")
     ledger["trials_lost"].append(0)

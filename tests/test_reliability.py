@@ -3,7 +3,6 @@ random SIGKILLs, bad input, password hygiene and safe loading. Results feed RELI
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import random
@@ -22,7 +21,7 @@ from typer.testing import CliRunner
 from search.cli import app
 from search.config import load_config
 from search.driver import run_search
-from tests.studies import make_config
+from tests.studies import make_config, trained_pairs
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -34,19 +33,10 @@ def _counts(cfg) -> Counter:
     return Counter(t.state.name for t in study.trials)
 
 
-def _pairs(study_dir: Path) -> Counter:
-    pairs: Counter = Counter()
-    for f in (study_dir / "evals").glob("*/seeds.jsonl"):
-        for line in f.read_text().splitlines():
-            r = json.loads(line)
-            pairs[(r["arch_hash"], r["seed"])] += 1
-    return pairs
-
-
 def _assert_exact(cfg, ledger) -> None:
     counts = _counts(cfg)
     assert counts["COMPLETE"] == cfg.n_trials and "RUNNING" not in counts, counts
-    repeated = [p for p, n in _pairs(cfg.study_dir).items() if n != 1]
+    repeated = [p for p, n in trained_pairs(cfg.study_dir).items() if n != 1]
     assert not repeated, repeated
     ledger["trials_lost"].append(0)
 

@@ -4,7 +4,6 @@ SIGTERM, the driver lock, the fingerprint check, and failing trials."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from search.config import ConfigError, load_config
 from search.driver import run_search
 from search.paths import StudyPaths
 from search.study import StudyLockedError, acquire_lock
-from tests.studies import make_config
+from tests.studies import make_config, trained_pairs
 
 pytestmark = pytest.mark.slow
 
@@ -34,16 +33,6 @@ def storage(request) -> str | None:
 
 
 BIN = Path(sys.executable).parent
-
-
-def trained_pairs(study_dir: Path) -> Counter:
-    """(arch hash, seed) pairs trained to completion, from the trainer's append-only records."""
-    pairs: Counter = Counter()
-    for f in (study_dir / "evals").glob("*/seeds.jsonl"):
-        for line in f.read_text().splitlines():
-            r = json.loads(line)
-            pairs[(r["arch_hash"], r["seed"])] += 1
-    return pairs
 
 
 def states(study_dir: Path, name: str, storage: str | None = None) -> Counter:
