@@ -15,7 +15,7 @@ import optuna
 import pandas as pd
 import yaml
 
-from results.frame import trials_frame
+from results.frame import objective_names, trials_frame
 from results.pareto import knee_point
 from spaces import REGISTRY, ArchConfig, build_model, deploy
 
@@ -32,10 +32,6 @@ def inferred_modules(arch: ArchConfig) -> list[str]:
         {s.attention for s in arch.stages if REGISTRY[s.attention].confidence == "inferred"}
     )
     return [f"{n}: design inferred from the paper's abstract (no public code)" for n in names]
-
-
-def _objective_names(study: optuna.Study) -> list[str]:
-    return list(study.metric_names or [f"value{i}" for i in range(len(study.directions))])
 
 
 def _latency_column(df: pd.DataFrame) -> str:
@@ -88,7 +84,7 @@ def pick(
         lat = _latency_column(ok)
         return ok.sort_values([lat, "accuracy"], ascending=[True, False]).iloc[0]
     if how == "knee":
-        names = _objective_names(study)
+        names = objective_names(study)
         values = ok[names].to_numpy(dtype=float)
         return ok.iloc[knee_point(values, [d.name.lower() for d in study.directions])]
     raise ExportError(f"unknown --pick {how!r}; allowed: {', '.join(PICKS)}")
@@ -190,7 +186,7 @@ def export_front(study: optuna.Study, out_dir: Path, *, onnx: bool = False) -> l
         written.append(write_arch(arch, out_dir / f"trial_{n}.yaml", _source(study, row, "front")))
         if onnx:
             written.append(export_onnx(arch, out_dir / f"trial_{n}.onnx"))
-    cols = ["number", *_objective_names(study), "label", "baseline", "flops", "params", "arch_hash"]
+    cols = ["number", *objective_names(study), "label", "baseline", "flops", "params", "arch_hash"]
     front[[c for c in cols if c in front]].to_csv(out_dir / "pareto.csv", index=False)
     written.append(out_dir / "pareto.csv")
     return written

@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from results.pareto import non_dominated_ranks
 
-__all__ = ["STAGE_KEYS", "trials_frame", "write_trials"]
+__all__ = ["STAGE_KEYS", "objective_names", "trials_frame", "write_trials"]
 
 # The keys of one stage of ``ArchConfig.stages``, in column order.
 STAGE_KEYS = ("attention", "position", "kernel_size", "spatial_kernel_size", "variant", "reduction")
@@ -32,7 +32,7 @@ _METRICS_SKIPPED = {"arch_hash", "cached", "hardware"}
 _STAGE_COL = re.compile(r"stage\d+_\w+")
 
 
-def _objective_names(study: optuna.Study) -> list[str]:
+def objective_names(study: optuna.Study) -> list[str]:
     names = study.metric_names
     return list(names) if names else [f"value{i}" for i in range(len(study.directions))]
 
@@ -107,7 +107,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     feasible set. Objective columns are named by ``study.metric_names`` (``value{i}`` when
     unset) and are NaN unless the trial is COMPLETE.
     """
-    objectives = _objective_names(study)
+    objectives = objective_names(study)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     rows = [_row(t, objectives) for t in trials]
 

@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from results.export import inferred_modules  # noqa: E402
-from results.frame import trials_frame, write_trials  # noqa: E402
+from results.frame import objective_names, trials_frame, write_trials  # noqa: E402
 from results.pareto import (  # noqa: E402
     hypervolume,
     hypervolume_history,
@@ -37,10 +37,6 @@ ACCURACY = "accuracy"
 
 def _directions(study: optuna.Study) -> list[str]:
     return [d.name.lower() for d in study.directions]
-
-
-def _names(study: optuna.Study) -> list[str]:
-    return list(study.metric_names or [f"value{i}" for i in range(len(study.directions))])
 
 
 def _cost_axis(df: pd.DataFrame, names: list[str]) -> str:
@@ -305,7 +301,7 @@ def write_report(study: optuna.Study, out_dir: Path, trials_dir: Path | None = N
     df = trials_frame(study)
     if df.empty or not df["feasible"].any():
         raise ValueError("the study has no feasible complete trials to report")
-    names = _names(study)
+    names = objective_names(study)
     written = [write_trials(study, trials_dir or out_dir)]
     written.append(pareto_png(df, names, out_dir / "pareto.png"))
     written.append(report_html(df, names, out_dir / "report.html"))

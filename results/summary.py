@@ -17,10 +17,10 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
 
 def front_table(study: optuna.Study) -> Table:
     """The feasible non-dominated trials, sorted by the first objective."""
-    from results.frame import trials_frame
+    from results.frame import objective_names, trials_frame
 
     df = trials_frame(study)
-    names = study.metric_names or [f"value{i}" for i in range(len(study.directions))]
+    names = objective_names(study)
     table = Table(title="Pareto front (feasible trials)")
     table.add_column("#", justify="right")
     for n in names:

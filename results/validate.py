@@ -34,7 +34,6 @@ def plan(study: optuna.Study, n_baselines: int = 2) -> list[dict[str, Any]]:
         "accuracy", ascending=False
     )
     rows += [("baseline", r) for _, r in base.head(n_baselines).iterrows()]
-    rows += [("baseline", r) for _, r in ok[ok["is_pareto"] & ok["is_baseline"]].iterrows()]
     out, done = [], set()
     for role, r in rows:
         if r["arch_hash"] in done:

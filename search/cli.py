@@ -245,11 +245,13 @@ def evaluate(
         if config
         else {"image_size": arch.image_size}
     )
-    overrides = list(set_ or [])
-    overrides += [f"dataset={dataset}"] if dataset else []
-    overrides += [f"data_dir={data_dir}"] if data_dir else []
-    overrides += [f"train.epochs={epochs}"] if epochs else []
-    overrides += [f"seeds=[{seeds}]"] if seeds else []
+    overrides = _run_overrides(
+        set_,
+        dataset=dataset,
+        data_dir=data_dir,
+        **{"train.epochs": epochs},
+        seeds=f"[{seeds}]" if seeds else None,
+    )
     cfg = EvalConfig.model_validate(apply_overrides(base, overrides))
     from evaluators.evaluate import get_dataset
 

@@ -139,13 +139,15 @@ class SearchRun:
             self.in_flight[tune_trial_id] = d
             return self._trial_config(d)
 
+    def _stored_dispatch(self, number: int) -> _Dispatch:
+        """A trial already asked (by this or a dead driver), rebuilt from its stored arch."""
+        trial = self._trial(number)
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        return _Dispatch(number, trial, ArchConfig.model_validate(frozen.user_attrs["arch"]))
+
     def _next_dispatch(self) -> _Dispatch | None:
         if self.redispatch:
-            number = self.redispatch.popleft()
-            frozen = self.study._storage.get_trial(self._trial(number)._trial_id)
-            return _Dispatch(
-                number, self._trial(number), ArchConfig.model_validate(frozen.user_attrs["arch"])
-            )
+            return self._stored_dispatch(self.redispatch.popleft())
         trial = self.study.ask()
         crash_point("after_ask")
         try:
@@ -235,16 +237,7 @@ class SearchRun:
         leftovers = list(self.in_flight.values()) + [d for ds in self.held.values() for d in ds]
         self.in_flight.clear()
         self.held.clear()
-        leftovers += [
-            _Dispatch(
-                n,
-                self._trial(n),
-                ArchConfig.model_validate(
-                    self.study._storage.get_trial(self._trial(n)._trial_id).user_attrs["arch"]
-                ),
-            )
-            for n in self.redispatch
-        ]
+        leftovers += [self._stored_dispatch(n) for n in self.redispatch]
         self.redispatch.clear()
         for d in leftovers:
             if self.paths.result(d.number).is_file():

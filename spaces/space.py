@@ -180,14 +180,18 @@ class SearchSpace:
         }
 
     # -- domain ---------------------------------------------------------------------------
-    def _fits(self, stage: StageSpec, choice: StageChoice) -> bool:
+    def _problem(self, stage: StageSpec, choice: StageChoice) -> str | None:
+        """Why ``choice`` fails at some allowed position of ``stage``, or None if it fits all."""
         channels = {p: stage.channels[p] for p in self.positions}
         try:
             for p in self.positions:
                 check_stage_choice(stage.index, channels, choice.model_copy(update={"position": p}))
-        except ValueError:
-            return False
-        return True
+        except ValueError as exc:
+            return str(exc).split(": ", 1)[-1]
+        return None
+
+    def _fits(self, stage: StageSpec, choice: StageChoice) -> bool:
+        return self._problem(stage, choice) is None
 
     def _raw_values(self) -> dict[str, tuple[Any, ...]]:
         return {
@@ -196,13 +200,10 @@ class SearchSpace:
         }
 
     def _why_not(self, stage: StageSpec, candidates: set[StageChoice]) -> str:
-        channels = {p: stage.channels[p] for p in self.positions}
         for c in sorted(candidates, key=lambda c: c.label()):
-            for p in self.positions:
-                try:
-                    check_stage_choice(stage.index, channels, c.model_copy(update={"position": p}))
-                except ValueError as exc:
-                    return str(exc).split(": ", 1)[-1]
+            problem = self._problem(stage, c)
+            if problem:
+                return problem
         return "no candidates"
 
     def _domain(self, stage: StageSpec) -> StageDomain:
