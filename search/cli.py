@@ -210,10 +210,32 @@ def space_show(
     for name, values in space.distributions().items():
         table.add_row(name, ", ".join(map(str, values)))
     console.print(table)
+    console.print(_stage_table(space))
     console.print(f"distinct architectures: [bold]{space.size():,}[/]")
     console.print("baselines: " + ", ".join(b.name for b in space.baselines()))
     for name, reason in space.skipped_baselines():
         console.print(f"  skipped {name}: {reason}", highlight=False)
+
+
+def _stage_table(space) -> Table:  # noqa: ANN001  (spaces.SearchSpace, imported lazily)
+    """Channels each position sees per stage: why a module or ELA variant fits or not."""
+    from spaces import get_backbone
+
+    backbone = get_backbone(space.config.backbone)
+    table = Table(title="channels seen at each position (per block)")
+    table.add_column("stage")
+    table.add_column("blocks", justify="right")
+    for position in space.positions:
+        table.add_column(position, overflow="fold")
+    for stage in space.spec.stages:
+        searched = stage.index in space.domains
+        row = [str(stage.index) + ("" if searched else " (fixed: none)"), str(stage.num_blocks)]
+        for position in space.positions:
+            counts = stage.channels[position]
+            row.append(str(counts[0]) if len(set(counts)) == 1 else ",".join(map(str, counts)))
+        table.add_row(*row)
+    table.caption = "; ".join(f"{p}: {backbone.position_notes[p]}" for p in space.positions)
+    return table
 
 
 @app.command()

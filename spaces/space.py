@@ -36,9 +36,6 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "reduction": ("reduction", "reductions"),
 }
 
-# Where each paper puts its module; ResNet-style blocks use the SE paper's "standard".
-PAPER_POSITIONS: dict[str, dict[str, str]] = {"mobilenetv2": {"ca": "mid"}}
-
 
 class TrialLike(Protocol):
     """The slice of ``optuna.Trial`` the space needs; lets tests pass a fake."""
@@ -312,12 +309,21 @@ class SearchSpace:
     def _paper_baselines(self) -> list[Baseline]:
         fields = self.config.arch_fields()
         n = len(self.spec.stages)
-        positions = PAPER_POSITIONS.get(self.config.backbone, {})
+        # Where each paper puts its module in this family; otherwise the SE paper's "standard".
+        positions = get_backbone(self.config.backbone).paper_positions
         out = [Baseline("none", ArchConfig(**fields, stages=(StageChoice(),) * n))]
         for attention in ATTENTIONS[1:]:
             variants = ELA_VARIANTS if attention == "ela" else [None]
             for variant in variants:
                 name = f"ela-{variant}" if variant else attention
+                if attention not in self.config.attentions:
+                    out.append(Baseline(name, _Unfit(f"{attention} is not in space.attentions")))  # type: ignore[arg-type]
+                    continue
+                if variant and variant not in self.config.variants:
+                    out.append(
+                        Baseline(name, _Unfit(f"variant {variant} is not in space.variants"))
+                    )  # type: ignore[arg-type]
+                    continue
                 choice = {"attention": attention, "position": positions.get(attention, "standard")}
                 if variant:
                     choice["variant"] = variant

@@ -18,8 +18,9 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
     """Give every norm layer non-trivial statistics and affine parameters.
 
-    timm zero-initialises the last BN of each residual branch, and default BN statistics make
-    many bugs invisible (a fusion that ignores BN, a module that is never on the path).
+    timm zero-initialises the last BN of each residual branch, ConvNeXt scales its branches by
+    1e-6, and default norm statistics make many bugs invisible (a fusion that ignores BN, a
+    module that is never on the path).
     """
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -30,6 +31,13 @@ def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
                 m.bias.copy_(torch.randn(n, generator=g) * 0.2)
                 m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
                 m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            elif isinstance(m, torch.nn.LayerNorm | torch.nn.GroupNorm) and m.weight is not None:
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.2)
+        # ConvNeXt's layer scale starts at 1e-6, which would hide every residual branch.
+        for name, p in model.named_parameters():
+            if name.endswith("gamma"):
+                p.copy_(torch.rand(p.shape, generator=g) + 0.5)
 
 
 @pytest.fixture

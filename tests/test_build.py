@@ -19,7 +19,7 @@ def n_params(m: torch.nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
 
-@pytest.mark.parametrize("backbone", list(BACKBONES))
+@pytest.mark.parametrize("backbone", [n for n in BACKBONES if n.startswith("resnet")])
 @pytest.mark.parametrize("position", POSITIONS)
 @pytest.mark.parametrize("attention", [a for a in ATTENTIONS if a != "none"])
 def test_every_combination_is_on_the_path(backbone, position, attention, bn_randomizer):

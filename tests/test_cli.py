@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -95,6 +97,21 @@ def test_space_show_lists_dimensions_and_baselines():
     assert result.exit_code == 0
     assert "stage0_attn" in result.output and "distinct architectures" in result.output
     assert "skipped ela-T" in result.output
+    assert "channels seen at each position" in result.output
+
+
+@pytest.mark.parametrize(
+    "config", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_shipped_configs_validate_and_hold_their_baselines(config):
+    from search.config import load_config
+    from spaces import SearchSpace
+
+    cfg = load_config(config)
+    space = SearchSpace(cfg.space)
+    assert space.size() > 1000 and len(space.baselines()) >= 4
+    for baseline in space.baselines():  # each baseline is a point of its own space
+        assert space.decode(space.encode(baseline.arch)) == baseline.arch
 
 
 def test_evaluate_prints_metrics(tmp_path):

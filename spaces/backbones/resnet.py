@@ -1,63 +1,24 @@
-"""Backbones declare their stages, the channels at every insertion position, and how to put a
-module there. Validation and the search space are derived from these declarations, so a new
-backbone (ConvNeXt, MobileNetV2) only has to implement the ``Backbone`` protocol.
-"""
+"""ResNet basic and bottleneck blocks (timm) with the SE paper's five insertion positions."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
 
 import torch
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
 
-STEMS = ("imagenet", "cifar")
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    """One stage: its width and, per position, the channels the module sees in each block."""
-
-    index: int
-    num_blocks: int
-    width: int
-    channels: dict[str, tuple[int, ...]]  # position -> channels per block
-
-    @property
-    def positions(self) -> tuple[str, ...]:
-        return tuple(self.channels)
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    name: str
-    widths: tuple[int, ...]
-    stages: tuple[StageSpec, ...]
-
-
-class Backbone(Protocol):
-    """What ``build_model`` and validation need from a backbone family."""
-
-    name: str
-    default_widths: tuple[int, ...]
-    positions: tuple[str, ...]
-
-    def spec(self, widths: Sequence[int]) -> BackboneSpec: ...
-
-    def build(
-        self, widths: Sequence[int], stem: str, num_classes: int, in_chans: int
-    ) -> nn.Module: ...
-
-    def stage_blocks(self, model: nn.Module) -> list[list[nn.Module]]: ...
-
-    def install(self, block: nn.Module, position: str, module: nn.Module) -> None: ...
-
-
-# --- ResNet -----------------------------------------------------------------------------------
+from spaces.backbones.base import BackboneSpec, StageSpec
 
 RESNET_POSITIONS = ("pre", "mid", "standard", "post", "identity")
+RESNET_NOTES = {
+    "pre": "residual branch input, before conv1 (SE-PRE)",
+    "mid": "after the 3x3 conv's BN and act (conv1 in basic, conv2 in bottleneck blocks)",
+    "standard": "after the branch's last BN, before the add (SE, ECA, ELA papers)",
+    "post": "after the add and the final activation (SE-POST)",
+    "identity": "on the shortcut, after its downsample if any (SE-Identity)",
+}
 # timm's single-conv stem is 64 wide whatever the stage widths; layer1's first block then
 # projects to widths[0] through its downsample, so its ``pre`` sees 64 channels.
 RESNET_STEM_WIDTH = 64
@@ -128,6 +89,9 @@ class ResNetBackbone:
     layers: tuple[int, int, int, int]
     default_widths: tuple[int, ...] = (64, 128, 256, 512)
     positions: tuple[str, ...] = RESNET_POSITIONS
+    # SE, ECA, ELA, SELN, RCAM, CBAM and CA all sit at the end of the residual branch here.
+    paper_positions: dict[str, str] = field(default_factory=dict)
+    position_notes: dict[str, str] = field(default_factory=lambda: dict(RESNET_NOTES))
 
     def spec(self, widths: Sequence[int]) -> BackboneSpec:
         widths = tuple(widths)
@@ -172,18 +136,8 @@ class ResNetBackbone:
         block.attn_position = position
 
 
-BACKBONES: dict[str, Backbone] = {
-    b.name: b
-    for b in (
-        ResNetBackbone("resnet18", BasicBlock, (2, 2, 2, 2)),
-        ResNetBackbone("resnet34", BasicBlock, (3, 4, 6, 3)),
-        ResNetBackbone("resnet50", Bottleneck, (3, 4, 6, 3)),
-    )
-}
-
-
-def get_backbone(name: str) -> Backbone:
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        raise ValueError(f"unknown backbone {name!r}; allowed: {', '.join(BACKBONES)}") from None
+RESNETS = (
+    ResNetBackbone("resnet18", BasicBlock, (2, 2, 2, 2)),
+    ResNetBackbone("resnet34", BasicBlock, (3, 4, 6, 3)),
+    ResNetBackbone("resnet50", Bottleneck, (3, 4, 6, 3)),
+)
