@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: search test bench lint clean
+.PHONY: search test bench bench-table lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,17 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+# Benchmarks print tables, write bench/results/*.json, then BENCHMARKS.md is regenerated.
 bench: $(STAMP)
-	$(BIN)/python bench/evaluate.py
+	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/measurement.py
+	$(BIN)/python bench/samplers.py
+	$(BIN)/python bench/report.py
+
+# The tabular benchmark the sampler comparison replays: built once, stored in bench/data/.
+bench-table: $(STAMP)
+	$(BIN)/python bench/tabular.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

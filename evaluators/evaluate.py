@@ -247,13 +247,16 @@ def evaluate(
     cfg: EvalConfig | None = None,
     *,
     on_epoch: Callable[[int, EpochState], None] | None = None,
+    gate: NodeGate | None = None,
 ) -> Metrics:
+    """Score ``arch``; pass a ``NodeGate`` when other evaluations share the machine, so no
+    one trains while this one times latency (what ``attnas search`` workers do)."""
     cfg = cfg or EvalConfig()
     path = cache_path(arch, cfg)
     if path is not None and path.is_file():
         return Metrics.model_validate_json(path.read_text()).model_copy(update={"cached": True})
-    cost = measure_cost(arch, cfg)
-    results, seconds = train_seeds(arch, cfg, on_epoch=on_epoch)
+    cost = measure_cost(arch, cfg, gate)
+    results, seconds = train_seeds(arch, cfg, on_epoch=on_epoch, gate=gate)
     metrics = combine(arch, cfg, cost, results, seconds)
     if path is not None:
         write_json_atomic(path, metrics.model_dump_json(indent=2))

@@ -281,3 +281,27 @@ def test_resnet50_is_fvcore_plus_elementwise_ops() -> None:
     assert set(result.by_operator) == set(fvcore_ops) | set(extras)
     assert result.flops == 4_111_512_576 + sum(extras.values())
     assert result.params == 25_557_032  # timm's resnet50
+
+
+@pytest.mark.parametrize(
+    ("backbone", "choice"),
+    [
+        ("resnet50", StageChoice(attention="se")),
+        ("convnext_atto", StageChoice(attention="seln", position="selnext")),
+        ("convnext_tiny", StageChoice(attention="ca", position="hidden")),
+        ("mobilenetv2_100", StageChoice(attention="ca", position="mid")),
+    ],
+)
+def test_matrix_ops_agree_with_torch_flop_counter(backbone: str, choice: StageChoice) -> None:
+    """PyTorch's own counter sees only convolutions and matrix products, at 2 FLOPs per
+    multiply-add: our count of those ops must be exactly half of its total, in every family."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model(uniform(backbone, choice, widths=None, image_size=32)).eval()
+    ours = count_flops(model, (1, 3, 32, 32))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.randn(1, 3, 32, 32))
+    matrix = sum(v for k, v in ours.by_operator.items() if k in ("conv", "linear", "matmul"))
+    assert 2 * matrix == counter.get_total_flops()
+    assert ours.flops > matrix  # norms, activations and the attention's gating are extra

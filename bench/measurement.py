@@ -1,0 +1,197 @@
+"""Measurement quality: how repeatable our latency numbers are, and whether our FLOPs agree
+with PyTorch's own counter.
+
+Latency: each model is measured ``--runs`` times (5) with the quickstart's latency settings,
+each run the usual paired A/B protocol against the same backbone without attention. Per run
+we report IQR/median of the samples; across runs, the spread ((max - min) / median) of the
+absolute median latency next to that of ``latency_rel``: the paired ratio should move less on
+a shared machine, which is why the quickstart optimises it.
+
+FLOPs: for each backbone family, ``torch.utils.flop_counter.FlopCounterMode`` counts only
+matrix products and convolutions, as 2 FLOPs per multiply-add. Our fvcore-based count of
+those same ops (conv + linear + matmul) must equal half of it exactly; the rest of our count
+(norms, activations, pools, the attention's element-wise ops) is what PyTorch's counter
+leaves out, reported as a share of our total.
+
+Writes bench/results/measurement.json. Run: .venv/bin/python bench/measurement.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch.utils.flop_counter import FlopCounterMode
+
+from evaluators import measure_latency
+from evaluators.evaluate import reference_arch
+from evaluators.flops import count_flops
+from evaluators.latency import hardware_info
+from search.config import load_config
+from spaces import ArchConfig, StageChoice, build_model, uniform
+
+ROOT = Path(__file__).resolve().parent
+MATMUL_OPS = ("conv", "linear", "matmul", "bmm", "addmm", "einsum")
+FLOP_ARCHS = {
+    "resnet18 + eca@standard": ("resnet18", StageChoice(attention="eca")),
+    "resnet50 + se@standard": ("resnet50", StageChoice(attention="se")),
+    "convnext_atto + seln@selnext": (
+        "convnext_atto",
+        StageChoice(attention="seln", position="selnext"),
+    ),
+    "convnext_tiny + ela-B@mid": (
+        "convnext_tiny",
+        StageChoice(attention="ela", position="mid", variant="B"),
+    ),
+    "mobilenetv2_100 + ca@mid": ("mobilenetv2_100", StageChoice(attention="ca", position="mid")),
+    "mobilenetv2_100 + cbam@standard": (
+        "mobilenetv2_100",
+        StageChoice(attention="cbam", position="standard", reduction=8),
+    ),
+}
+
+
+def latency_repeatability(archs: dict[str, ArchConfig], runs: int, settings, shape) -> list[dict]:
+    rows = []
+    for name, arch in archs.items():
+        model, ref = build_model(arch, seed=0), build_model(reference_arch(arch), seed=0)
+        per_run = [measure_latency(model, ref, shape, settings, "cpu") for _ in range(runs)]
+        ms = [r.latency_ms for r in per_run]
+        rel = [r.latency_rel for r in per_run]
+        rows.append(
+            {
+                "arch": name,
+                "runs": runs,
+                "latency_ms_median": statistics.median(ms),
+                "latency_ms_runs": ms,
+                "iqr_over_median_per_run": statistics.median(
+                    r.latency_iqr_ms / r.latency_ms for r in per_run
+                ),
+                "abs_spread": (max(ms) - min(ms)) / statistics.median(ms),
+                "latency_rel_median": statistics.median(rel),
+                "latency_rel_runs": rel,
+                "rel_iqr_over_median_per_run": statistics.median(
+                    r.latency_rel_iqr / r.latency_rel for r in per_run
+                ),
+                "rel_spread": (max(rel) - min(rel)) / statistics.median(rel),
+            }
+        )
+    return rows
+
+
+def flops_cross_check(image_size: int) -> list[dict]:
+    rows = []
+    for name, (backbone, choice) in FLOP_ARCHS.items():
+        arch = uniform(backbone, choice, num_classes=1000, image_size=image_size)
+        model = build_model(arch, seed=0).eval()
+        shape = (1, 3, image_size, image_size)
+        ours = count_flops(model, shape)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model(torch.randn(shape))
+        torch_flops = counter.get_total_flops()
+        matmul_macs = sum(v for k, v in ours.by_operator.items() if k in MATMUL_OPS)
+        rows.append(
+            {
+                "arch": name,
+                "image_size": image_size,
+                "torch_flops": torch_flops,
+                "ours_matmul_conv_macs": matmul_macs,
+                "ratio_2macs_over_torch": 2 * matmul_macs / torch_flops,
+                "ours_total_macs": ours.flops,
+                "elementwise_share": 1 - matmul_macs / ours.flops,
+                "unsupported": ours.unsupported,
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="2 runs, 1 model, 64 px FLOPs")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "measurement.json")
+    args = ap.parse_args()
+    console = Console()
+    cfg = load_config(ROOT.parent / "configs" / "quickstart.yaml")
+    fields = cfg.space.arch_fields()
+    backbone = fields.pop("backbone")
+    archs = {
+        "none": uniform(backbone, **fields),
+        "eca@standard": uniform(backbone, StageChoice(attention="eca"), **fields),
+        "ca@standard": uniform(backbone, StageChoice(attention="ca"), **fields),
+        "ela-S@post": uniform(
+            backbone, StageChoice(attention="ela", variant="S", position="post"), **fields
+        ),
+    }
+    if args.quick:
+        archs = dict(list(archs.items())[1:2])
+    runs = 2 if args.quick else args.runs
+    shape = (cfg.space.in_chans, cfg.space.image_size, cfg.space.image_size)
+    console.print(f"latency: {len(archs)} models x {runs} runs ({cfg.eval.latency})")
+    lat = latency_repeatability(archs, runs, cfg.eval.latency, shape)
+    flops = flops_cross_check(64 if args.quick else 224)
+
+    t = Table(title=f"latency repeatability, {runs} runs each (quickstart model, batch 1, CPU)")
+    for c in (
+        "arch",
+        "median ms",
+        "IQR/median in a run",
+        "spread of ms over runs",
+        "latency_rel",
+        "rel IQR/median in a run",
+        "spread of rel over runs",
+    ):
+        t.add_column(c, justify="right")
+    for r in lat:
+        t.add_row(
+            r["arch"],
+            f"{r['latency_ms_median']:.3f}",
+            f"{r['iqr_over_median_per_run']:.3f}",
+            f"{r['abs_spread']:.1%}",
+            f"{r['latency_rel_median']:.3f}",
+            f"{r['rel_iqr_over_median_per_run']:.3f}",
+            f"{r['rel_spread']:.1%}",
+        )
+    console.print(t)
+    t = Table(title="FLOPs: ours (fvcore + handles) against torch.utils.flop_counter")
+    for c in (
+        "arch",
+        "px",
+        "torch FLOPs",
+        "2 x our conv/linear MACs",
+        "ratio",
+        "our total MACs",
+        "element-wise share",
+    ):
+        t.add_column(c, justify="right")
+    for r in flops:
+        t.add_row(
+            r["arch"],
+            str(r["image_size"]),
+            f"{r['torch_flops']:,}",
+            f"{2 * r['ours_matmul_conv_macs']:,}",
+            f"{r['ratio_2macs_over_torch']:.6f}",
+            f"{r['ours_total_macs']:,}",
+            f"{r['elementwise_share']:.2%}",
+        )
+    console.print(t)
+    result = {
+        "hardware": hardware_info(torch.device("cpu")),
+        "latency_settings": cfg.eval.latency.model_dump(),
+        "quick": args.quick,
+        "latency": lat,
+        "flops": flops,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

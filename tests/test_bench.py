@@ -1,0 +1,77 @@
+"""Every benchmark script runs in its --quick mode and writes what BENCHMARKS.md reads.
+
+No timing is asserted: benchmarks measure, tests only prove the scripts work.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script: str, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--quick", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def test_throughput_quick(tmp_path):
+    out = tmp_path / "t.json"
+    text = run("throughput.py", "--out", str(out))
+    r = json.loads(out.read_text())
+    assert r["quick"] and len(r["evaluations"]) == 3 and r["evaluations_per_hour_per_worker"] > 0
+    assert "evaluations per hour per worker" in text
+
+
+def test_measurement_quick(tmp_path):
+    out = tmp_path / "m.json"
+    run("measurement.py", "--out", str(out))
+    r = json.loads(out.read_text())
+    assert all(x["ratio_2macs_over_torch"] == 1.0 for x in r["flops"])
+    assert r["latency"][0]["runs"] == 2 and len(r["latency"][0]["latency_rel_runs"]) == 2
+
+
+def test_tabular_and_samplers_quick(tmp_path):
+    table = tmp_path / "table.csv"
+    run("tabular.py", "--out", str(table), "--workers", "1")
+    rows = table.read_text().splitlines()
+    assert rows[0].startswith("arch_hash,") and len(rows) == 5  # header + 4 architectures
+    out = tmp_path / "s.json"
+    stored = ROOT / "bench" / "data" / "tabular_resnet18_s23.csv"
+    run("samplers.py", "--out", str(out), "--table", str(stored))
+    r = json.loads(out.read_text())
+    assert [e["sampler"] for e in r["efficiency"]] == ["nsga2", "tpe", "gp", "random"]
+    assert all(0 < e["hv@25"] <= 1 + 1e-9 for e in r["efficiency"])
+    assert all(c["s_per_ask@100"] is not None for c in r["cost"])
+
+
+def test_overhead_quick(tmp_path):
+    out = tmp_path / "o.json"
+    run("overhead.py", "--out", str(out))
+    r = json.loads(out.read_text())
+    assert r["trials"] == 4 and r["distinct_trained"] >= 1
+    assert r["search_seconds"] > 0 and r["bare_gated_seconds"] > 0
+
+
+def test_report_renders_every_section(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import report
+
+    monkeypatch.setattr(report, "OUT", tmp_path / "BENCHMARKS.md")
+    report.main()
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    for title, _, _ in report.SECTIONS.values():
+        assert f"## {title}" in text
