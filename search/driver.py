@@ -355,6 +355,11 @@ def run_search(
     """Run (or resume) ``cfg``'s study until it holds ``n_trials`` COMPLETE trials."""
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # our handler stops gracefully
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune's CSV/JSON/TensorBoard loggers duplicate what the study and the durable trial files
+    # already hold, and cost time per result; the bench/overhead.py numbers are with them off.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # ... which makes Tune's end-of-run analysis warn that it found no logger files.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     from ray import tune
 
     from search.worker import run_trial
