@@ -70,7 +70,9 @@ def replay(name: str, seed: int, table: dict[str, dict], n_trials: int) -> np.nd
     return np.asarray(values)
 
 
-def efficiency(table: dict[str, dict], seeds: int, checkpoints: list[int], console) -> list[dict]:
+def efficiency(
+    table: dict[str, dict], seeds: dict[str, int], checkpoints: list[int], console
+) -> list[dict]:
     every = np.asarray([[r["accuracy"], r["latency_rel"]] for r in table.values()])
     ref = reference_point(every, DIRECTIONS)
     true_hv = hypervolume(every, DIRECTIONS, ref)
@@ -79,15 +81,15 @@ def efficiency(table: dict[str, dict], seeds: int, checkpoints: list[int], conso
         ratios: dict[int, list[float]] = {k: [] for k in checkpoints}
         distinct: list[int] = []
         t0 = time.perf_counter()
-        for seed in range(seeds):
+        for seed in range(seeds[name]):
             values = replay(name, seed, table, max(checkpoints))
             for k in checkpoints:
                 ratios[k].append(hypervolume(values[:k], DIRECTIONS, ref) / true_hv)
             distinct.append(len({tuple(v) for v in values}))
-        row: dict[str, Any] = {"sampler": name, "seeds": seeds}
+        row: dict[str, Any] = {"sampler": name, "seeds": seeds[name]}
         for k in checkpoints:
             row[f"hv@{k}"] = statistics.mean(ratios[k])
-            row[f"hv@{k}_std"] = statistics.stdev(ratios[k]) if seeds > 1 else 0.0
+            row[f"hv@{k}_std"] = statistics.stdev(ratios[k]) if seeds[name] > 1 else 0.0
         row["distinct_archs"] = statistics.mean(distinct)
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
@@ -152,7 +154,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 seed, 25 trials, costs at 100 only")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--limit", type=float, default=120.0, help="seconds per cost cell")
+    ap.add_argument("--gp-seeds", type=int, default=3, help="GP asks take seconds each")
+    ap.add_argument("--limit", type=float, default=180.0, help="seconds per cost cell")
     ap.add_argument("--table", type=Path, default=tabular.TABLE)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "samplers.json")
     args = ap.parse_args()
@@ -161,28 +164,30 @@ def main() -> None:
     expected = len(tabular.all_points())
     if len(table) < expected and not args.quick:
         raise SystemExit(f"the table has {len(table)} of {expected} rows; finish bench/tabular.py")
-    seeds = 1 if args.quick else args.seeds
+    seeds = {name: 1 if args.quick else args.seeds for name in SAMPLERS}
+    if not args.quick:
+        seeds["gp"] = args.gp_seeds
     checkpoints = [10, 25] if args.quick else [25, 50, 100]
     sizes = [100] if args.quick else [100, 1000, 5000]
-    asks = 3 if args.quick else 5
+    asks = 3
 
-    console.print(f"efficiency: {len(table)} architectures in the table, {seeds} seeds")
+    console.print(f"efficiency: {len(table)} architectures in the table, seeds {seeds}")
     eff_rows, ref = efficiency(table, seeds, checkpoints, console)
     console.print("cost: seconds per ask+suggest+tell")
     cost_rows = cost(sizes, asks, args.limit, console)
 
-    t = Table(
-        title=f"hypervolume / true front ({len(table)}-architecture table, mean ± std over {seeds} seeds)"
-    )
+    t = Table(title=f"hypervolume / true front ({len(table)}-architecture table, mean ± std)")
     t.add_column("sampler")
     for k in checkpoints:
         t.add_column(f"{k} trials", justify="right")
     t.add_column("distinct archs", justify="right")
+    t.add_column("seeds", justify="right")
     for r in eff_rows:
         t.add_row(
             r["sampler"],
             *(f"{r[f'hv@{k}']:.3f} ± {r[f'hv@{k}_std']:.3f}" for k in checkpoints),
             f"{r['distinct_archs']:.0f}",
+            str(r["seeds"]),
         )
     console.print(t)
     c = Table(title="sampler cost: seconds per ask+suggest+tell (in-memory study)")
