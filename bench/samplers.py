@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 import tabular  # noqa: E402
 
-from results.pareto import hypervolume, reference_point  # noqa: E402
+from results.pareto import hypervolume, pareto_mask, reference_point  # noqa: E402
 
 SAMPLERS = ("nsga2", "tpe", "gp", "random")
-DIRECTIONS = ["max", "min"]
+DIRECTIONS = ["maximize", "minimize"]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -76,27 +76,35 @@ def efficiency(
     every = np.asarray([[r["accuracy"], r["latency_rel"]] for r in table.values()])
     ref = reference_point(every, DIRECTIONS)
     true_hv = hypervolume(every, DIRECTIONS, ref)
+    front = {tuple(v) for v in every[pareto_mask(every, DIRECTIONS)]}
     rows = []
     for name in SAMPLERS:
         ratios: dict[int, list[float]] = {k: [] for k in checkpoints}
+        found: dict[int, list[float]] = {k: [] for k in checkpoints}
         distinct: list[int] = []
         t0 = time.perf_counter()
         for seed in range(seeds[name]):
             values = replay(name, seed, table, max(checkpoints))
             for k in checkpoints:
                 ratios[k].append(hypervolume(values[:k], DIRECTIONS, ref) / true_hv)
+                found[k].append(len(front & {tuple(v) for v in values[:k]}) / len(front))
             distinct.append(len({tuple(v) for v in values}))
         row: dict[str, Any] = {"sampler": name, "seeds": seeds[name]}
         for k in checkpoints:
             row[f"hv@{k}"] = statistics.mean(ratios[k])
             row[f"hv@{k}_std"] = statistics.stdev(ratios[k]) if seeds[name] > 1 else 0.0
+            row[f"front@{k}"] = statistics.mean(found[k])
         row["distinct_archs"] = statistics.mean(distinct)
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         console.print(
             f"  {name}: " + ", ".join(f"hv@{k} {row[f'hv@{k}']:.3f}" for k in checkpoints)
         )
-    return rows, {"reference_point_min_space": ref.tolist(), "true_hypervolume": true_hv}
+    return rows, {
+        "reference_point_min_space": ref.tolist(),
+        "true_hypervolume": true_hv,
+        "true_front_size": len(front),
+    }
 
 
 def _cost_cell(name: str, n_finished: int, asks: int, out: mp.Queue) -> None:
@@ -180,12 +188,14 @@ def main() -> None:
     t.add_column("sampler")
     for k in checkpoints:
         t.add_column(f"{k} trials", justify="right")
+    t.add_column(f"true front found at {checkpoints[-1]}", justify="right")
     t.add_column("distinct archs", justify="right")
     t.add_column("seeds", justify="right")
     for r in eff_rows:
         t.add_row(
             r["sampler"],
             *(f"{r[f'hv@{k}']:.3f} ± {r[f'hv@{k}_std']:.3f}" for k in checkpoints),
+            f"{r[f'front@{checkpoints[-1]}']:.0%}",
             f"{r['distinct_archs']:.0f}",
             str(r["seeds"]),
         )
