@@ -26,7 +26,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 def _machine(hw: dict[str, str] | None) -> str:
     if not hw:
         return "unknown machine"
-    keys = ("name", "torch", "threads")
+    keys = ("name", "torch")
     return ", ".join(f"{k} {hw[k]}" for k in keys if k in hw)
 
 
@@ -105,6 +105,26 @@ def overhead(r: dict[str, Any]) -> str:
     )
 
 
+def _table_noise(table: str) -> str:
+    """The no-attention row's latency_rel should be 1: its distance from 1 is the noise level
+    of the table's latency column, which decides how fine a front the table can resolve."""
+    import csv
+
+    path = ROOT.parent / table
+    if not path.is_file():
+        return ""
+    with path.open() as f:
+        rows = [r for r in csv.DictReader(f) if set(r["label"].split(" | ")) == {"none"}]
+    if not rows:
+        return ""
+    rel = float(rows[0]["latency_rel"])
+    return (
+        f"The table's no-attention row reads latency_rel {rel:.3f} where 1 is exact: that is the "
+        "noise level of its latency column (the stored table was built by two processes "
+        "before the builder took the node gate)."
+    )
+
+
 def samplers(r: dict[str, Any]) -> str:
     eff = r["efficiency"]
     ks = sorted(int(key[3:]) for key in eff[0] if key.startswith("hv@") and "_" not in key)
@@ -113,7 +133,9 @@ def samplers(r: dict[str, Any]) -> str:
         [
             e["sampler"],
             *(f"{e[f'hv@{k}']:.3f} ± {e[f'hv@{k}_std']:.3f}" for k in ks),
+            *(f"{e[f'front@{k}']:.0%}" for k in ks),
             f"{e['distinct_archs']:.0f}",
+            e["seeds"],
         ]
         for e in eff
     ]
@@ -150,6 +172,8 @@ def samplers(r: dict[str, Any]) -> str:
                 ],
                 rows,
             ),
+            "",
+            _table_noise(r["table"]),
             "",
             f"Cost of one ask + suggest + tell (optuna {r['optuna']}, in-memory study):",
             "",
