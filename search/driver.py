@@ -122,7 +122,9 @@ class SearchRun:
                     "see fail_reason in `attnas status`"
                 )
                 continue
-            if self.completed + self._pending() >= self.cfg.n_trials:
+            # Re-dispatches are already counted in the budget: they must go out even when it is
+            # full, or a resume whose last trials wait there would wait for ever.
+            if not self.redispatch and self.completed + self._pending() >= self.cfg.n_trials:
                 return None
             d = self._next_dispatch()
             if d is None:

@@ -8,10 +8,10 @@ import re
 import pytest
 import timm
 import torch
-import torch.nn.functional as F
 
 from spaces import ATTENTIONS, ArchConfig, SearchSpace, StageChoice, build_model, uniform
 from spaces.backbones import BACKBONES, CONVNEXT_POSITIONS, MOBILENETV2_POSITIONS
+from tests.wiring import assert_attention_on_path
 
 # Narrow CPU variants whose channels at every position divide by 16 (ELA-B's GroupNorm).
 SMALL = {
@@ -55,22 +55,7 @@ def test_every_combination_is_on_the_path(backbone, position, attention, bn_rand
     else:
         assert not unexpected
 
-    x = torch.randn(2, 3, 16, 16)
-    base.eval(), model.eval()
-    with torch.no_grad():
-        ref, out = base(x), model(x)
-    assert out.shape == ref.shape == (2, 5)
-    assert not torch.allclose(out, ref, atol=1e-6), "attention had no effect on the output"
-
-    model.train()
-    loss = F.cross_entropy(model(torch.randn(4, 3, 16, 16)), torch.tensor([0, 1, 2, 3]))
-    loss.backward()
-    modules = {n: m for n, m in model.named_modules() if n.endswith(".attn")}
-    assert len(modules) == sum(s.num_blocks for s in model.arch.spec.stages)
-    for name, module in modules.items():
-        grads = [p.grad for p in module.parameters()]
-        assert all(g is not None for g in grads), name
-        assert sum(g.abs().sum().item() for g in grads) > 0, name
+    assert_attention_on_path(base, model)
 
 
 @pytest.mark.parametrize("backbone", ["convnext_atto", "convnext_tiny", "mobilenetv2_100"])

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
-import torch.nn.functional as F
 
 from spaces import ATTENTIONS, ArchConfig, StageChoice, build_model, deploy, uniform
 from spaces.backbones import BACKBONES
+from tests.wiring import assert_attention_on_path
 
 SMALL = {"widths": (32, 32, 64, 64), "stem": "cifar", "image_size": 16, "num_classes": 5}
 POSITIONS = ("pre", "mid", "standard", "post", "identity")
@@ -30,27 +30,7 @@ def test_every_combination_is_on_the_path(backbone, position, attention, bn_rand
     missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
     assert not unexpected and missing and all(".attn." in k for k in missing)
 
-    x = torch.randn(2, 3, 16, 16)
-    base.eval(), model.eval()
-    with torch.no_grad():
-        ref, out = base(x), model(x)
-    assert out.shape == ref.shape == (2, 5)
-    assert not torch.allclose(out, ref, atol=1e-6), "attention had no effect on the output"
-
-    model.train()
-    loss = F.cross_entropy(model(torch.randn(4, 3, 16, 16)), torch.tensor([0, 1, 2, 3]))
-    loss.backward()
-    # Every module gets gradient, and every kind of tensor gets it in some block (a single
-    # tiny ReLU hidden layer may be dead in one block by chance: that is not a wiring bug).
-    modules = {n: m for n, m in model.named_modules() if n.endswith(".attn")}
-    assert modules
-    reached: dict[str, float] = {}
-    for name, module in modules.items():
-        grads = [p.grad.abs().sum().item() for p in module.parameters() if p.grad is not None]
-        assert len(grads) == len(list(module.parameters())) and sum(grads) > 0, name
-        for pname, p in module.named_parameters():
-            reached[pname] = reached.get(pname, 0.0) + p.grad.abs().sum().item()
-    assert all(v > 0 for v in reached.values()), reached
+    assert_attention_on_path(base, model)
 
 
 def test_position_sees_documented_channels():

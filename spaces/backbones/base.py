@@ -63,6 +63,17 @@ class Backbone(Protocol):
     def install(self, block: nn.Module, position: str, module: nn.Module) -> None: ...
 
 
+def attach(block: nn.Module, attentive: type[nn.Module], position: str, module: nn.Module) -> None:
+    """Turn a timm block into its attentive subclass in place.
+
+    Swapping ``__class__`` changes only ``forward``: parameter names stay timm's, so weights of
+    the plain network load into any variant with only the ``attn`` keys missing.
+    """
+    block.__class__ = attentive
+    block.attn = module
+    block.attn_position = position
+
+
 def on_nhwc(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Apply an NCHW attention module to a channels-last (N, H, W, C) tensor without copies.
 

@@ -20,7 +20,7 @@ from timm.layers import LayerNorm2d
 from timm.models.convnext import ConvNeXt, ConvNeXtBlock
 from torch import nn
 
-from spaces.backbones.base import BackboneSpec, StageSpec, on_nhwc
+from spaces.backbones.base import BackboneSpec, StageSpec, attach, on_nhwc
 
 CONVNEXT_POSITIONS = ("pre", "mid", "hidden", "selnext", "standard", "post")
 CONVNEXT_NOTES = {
@@ -116,10 +116,7 @@ class ConvNeXtBackbone:
         return [list(stage.blocks) for stage in model.stages]
 
     def install(self, block: nn.Module, position: str, module: nn.Module) -> None:
-        # Swapping to the subclass changes only ``forward``: parameter names stay timm's.
-        block.__class__ = _AttentiveConvNeXtBlock
-        block.attn = module
-        block.attn_position = position
+        attach(block, _AttentiveConvNeXtBlock, position, module)
         if position == "selnext":
             block.norm = nn.Identity()
 

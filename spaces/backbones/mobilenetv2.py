@@ -20,7 +20,7 @@ from timm.models._efficientnet_builder import decode_arch_def
 from timm.models.efficientnet import EfficientNet
 from torch import nn
 
-from spaces.backbones.base import BackboneSpec, StageSpec, scaled
+from spaces.backbones.base import BackboneSpec, StageSpec, attach, scaled
 
 MOBILENETV2_POSITIONS = ("mid", "standard", "post")
 MOBILENETV2_NOTES = {
@@ -139,9 +139,7 @@ class MobileNetV2Backbone:
         return [list(stage) for stage in model.blocks]
 
     def install(self, block: nn.Module, position: str, module: nn.Module) -> None:
-        block.__class__ = _ATTENTIVE[type(block)]
-        block.attn = module
-        block.attn_position = position
+        attach(block, _ATTENTIVE[type(block)], position, module)
 
 
 MOBILENETV2S = (

@@ -9,7 +9,7 @@ import torch
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
 
-from spaces.backbones.base import BackboneSpec, StageSpec
+from spaces.backbones.base import BackboneSpec, StageSpec, attach
 
 RESNET_POSITIONS = ("pre", "mid", "standard", "post", "identity")
 RESNET_NOTES = {
@@ -130,10 +130,7 @@ class ResNetBackbone:
         return [list(getattr(model, f"layer{i + 1}")) for i in range(len(self.layers))]
 
     def install(self, block: nn.Module, position: str, module: nn.Module) -> None:
-        # Swapping to the subclass changes only ``forward``: parameter names stay timm's.
-        block.__class__ = _ATTENTIVE[type(block)]
-        block.attn = module
-        block.attn_position = position
+        attach(block, _ATTENTIVE[type(block)], position, module)
 
 
 RESNETS = (
