@@ -206,8 +206,9 @@ class SearchSpace:
     def _domain(self, stage: StageSpec) -> StageDomain:
         cfg = self.config
         values: dict[str, tuple[Any, ...]] = {"attn": ()}
-        for field, (suffix, source) in DIMENSIONS.items():
-            pool = self.positions if field == "position" else getattr(cfg, source)
+        raw = self._raw_values()
+        for field, (suffix, _) in DIMENSIONS.items():
+            pool = raw[suffix]
             if field != "position":
                 # Keep only values that fit this stage for some attention that takes them.
                 takers = [a for a in cfg.attentions if field in REGISTRY[a].defaults]
@@ -306,23 +307,24 @@ class SearchSpace:
         return math.prod(len(d.choices) for d in self.domains.values())
 
     # -- baselines -------------------------------------------------------------------------
-    def _paper_baselines(self) -> list[Baseline]:
+    def _paper_baselines(self) -> list[tuple[str, ArchConfig | str]]:
+        """Each paper's uniform placement: its architecture, or why it cannot be built here."""
         fields = self.config.arch_fields()
         n = len(self.spec.stages)
         # Where each paper puts its module in this family; otherwise the SE paper's "standard".
         positions = get_backbone(self.config.backbone).paper_positions
-        out = [Baseline("none", ArchConfig(**fields, stages=(StageChoice(),) * n))]
+        out: list[tuple[str, ArchConfig | str]] = [
+            ("none", ArchConfig(**fields, stages=(StageChoice(),) * n))
+        ]
         for attention in ATTENTIONS[1:]:
             variants = ELA_VARIANTS if attention == "ela" else [None]
             for variant in variants:
                 name = f"ela-{variant}" if variant else attention
                 if attention not in self.config.attentions:
-                    out.append(Baseline(name, _Unfit(f"{attention} is not in space.attentions")))  # type: ignore[arg-type]
+                    out.append((name, f"{attention} is not in space.attentions"))
                     continue
                 if variant and variant not in self.config.variants:
-                    out.append(
-                        Baseline(name, _Unfit(f"variant {variant} is not in space.variants"))
-                    )  # type: ignore[arg-type]
+                    out.append((name, f"variant {variant} is not in space.variants"))
                     continue
                 choice = {"attention": attention, "position": positions.get(attention, "standard")}
                 if variant:
@@ -332,38 +334,27 @@ class SearchSpace:
                     StageChoice(**choice) if i in self.domains else StageChoice() for i in range(n)
                 )
                 try:
-                    arch = ArchConfig(**fields, stages=stages)
+                    out.append((name, ArchConfig(**fields, stages=stages)))
                 except ValueError as exc:
-                    out.append(Baseline(name, _Unfit(describe(exc))))  # type: ignore[arg-type]
-                    continue
-                out.append(Baseline(name, arch))
+                    out.append((name, describe(exc)))
         return out
+
+    def _judged_baselines(self) -> list[tuple[str, ArchConfig | str, str | None]]:
+        """(name, arch or reason, why this space cannot hold it or None)."""
+        return [
+            (name, a, a if isinstance(a, str) else self.why_not_in_space(a))
+            for name, a in self._paper_baselines()
+        ]
 
     def baselines(self) -> list[Baseline]:
         """The papers' uniform placements that this space can hold, for enqueueing once."""
         kept = []
-        for b in self._paper_baselines():
-            reason = self._skip_reason(b)
+        for name, arch, reason in self._judged_baselines():
             if reason:
-                log.info("baseline %s skipped: %s", b.name, reason)
-            else:
-                kept.append(b)
+                log.info("baseline %s skipped: %s", name, reason)
+            elif isinstance(arch, ArchConfig):  # always, when there is no reason
+                kept.append(Baseline(name, arch))
         return kept
 
     def skipped_baselines(self) -> list[tuple[str, str]]:
-        out = []
-        for b in self._paper_baselines():
-            reason = self._skip_reason(b)
-            if reason:
-                out.append((b.name, reason))
-        return out
-
-    def _skip_reason(self, b: Baseline) -> str | None:
-        if isinstance(b.arch, _Unfit):
-            return b.arch.reason
-        return self.why_not_in_space(b.arch)
-
-
-@dataclass(frozen=True)
-class _Unfit:
-    reason: str
+        return [(name, reason) for name, _, reason in self._judged_baselines() if reason]
