@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parent
 
 def _evaluate(args: tuple[dict, dict, bool]) -> float:
     from evaluators import EvalConfig, evaluate
-    from evaluators.hygiene import NodeGate
+    from evaluators.hygiene import node_gate
     from spaces import ArchConfig
 
     arch, cfg, gated = args
-    gate = NodeGate() if gated else None
+    gate = node_gate() if gated else None
     return evaluate(
         ArchConfig.model_validate(arch), EvalConfig.model_validate(cfg), gate=gate
     ).accuracy
@@ -62,6 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     import ray
 
+    from results.record import read_record
     from search.config import load_config
     from search.driver import init_ray, run_search
 
@@ -76,7 +77,7 @@ def main() -> None:
         )
         # The architectures the search will evaluate: the baselines first, then the random
         # sampler's draws, all decided by the study; read back after the search.
-        eval_cfg = cfg.eval.model_dump(mode="json") | {"cache_dir": None}
+        eval_cfg = cfg.eval.model_dump(mode="json")
         t0 = time.perf_counter()
         init_ray(cfg.ray_address)
         startup = time.perf_counter() - t0
@@ -84,14 +85,8 @@ def main() -> None:
         outcome = run_search(cfg)
         searched = time.perf_counter() - t0
         ray.shutdown()
-        trials = [t for t in outcome.study.trials if t.state.name == "COMPLETE"]
-        distinct = list(
-            {
-                t.user_attrs["arch_hash"]: t.user_attrs["arch"]
-                for t in trials
-                if not t.user_attrs.get("cached")
-            }.values()
-        )
+        records = [read_record(t) for t in outcome.study.trials if t.state.name == "COMPLETE"]
+        distinct = [r.arch for r in records if r is not None and r.counts]
     console.print(f"search: {len(distinct)} distinct architectures in {searched:.1f} s")
     bare_gated = [bare_pool(distinct, eval_cfg, cfg.concurrency, gated=True)]
     bare_free = bare_pool(distinct, eval_cfg, cfg.concurrency, gated=False)

@@ -75,12 +75,12 @@ def all_points() -> list[dict[str, Any]]:
 
 def _evaluate(params: dict[str, Any]) -> dict[str, Any]:
     from evaluators import EvalConfig, evaluate
-    from evaluators.hygiene import NodeGate
+    from evaluators.hygiene import node_gate
 
     arch = table_space().decode(params)
     t0 = time.perf_counter()
     # The gate keeps the other worker from training while this one times latency.
-    m = evaluate(arch, EvalConfig.model_validate(EVAL), gate=NodeGate())
+    m = evaluate(arch, EvalConfig.model_validate(EVAL), gate=node_gate())
     return {
         "arch_hash": arch.hash,
         "label": arch.label(),

@@ -1,8 +1,17 @@
-"""``evaluate(arch, config) -> Metrics``: the three honest numbers for one candidate.
+"""``evaluate(arch, cfg, workdir) -> Outcome``: the one evaluation path.
 
-Cost (params, FLOPs, latency) is measured first and is cheap; ``measure_cost`` is separate so
-a search can reject a candidate on a constraint before paying for training. Results are cached
-on disk by (arch hash, settings hash, device), so an identical candidate is never trained twice.
+The Ray worker, ``attnas evaluate``, ``attnas validate`` and the benchmarks all score an
+architecture here, so there is one definition of what a trial's numbers mean:
+
+1. cost first (params, FLOPs, latency against a separately built reference): cheap, and a
+   candidate that violates a constraint is answered ``infeasible`` before it costs training;
+2. then training, every seed in lockstep one epoch at a time, so "accuracy after epoch k" is
+   the mean over all seeds at k; after each epoch one checkpoint holds every seed, and
+   ``on_epoch`` is called (the worker reports it to Tune);
+3. a typed ``Outcome``, written to the workdir, where an identical request finds it again.
+
+A workdir is keyed by (architecture hash, evaluation fingerprint) and every file in it is
+checked against both on read (``evaluators.workdir``).
 """
 
 from __future__ import annotations
@@ -10,11 +19,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import statistics
-import tempfile
-from collections.abc import Callable
-from contextlib import nullcontext
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +34,8 @@ from evaluators.data import DATASETS, Dataset, load_dataset
 from evaluators.flops import count_flops
 from evaluators.hygiene import NodeGate
 from evaluators.latency import LatencyResult, LatencySettings, hardware_info, measure_latency
-from evaluators.train import EpochState, TrainSettings, train
+from evaluators.train import SeedTrainer, TrainSettings
+from evaluators.workdir import EvalDir
 from spaces import ArchConfig, StageChoice, build_model
 
 
@@ -45,7 +55,7 @@ class EvalConfig(BaseModel):
     train: TrainSettings = TrainSettings()
     latency: LatencySettings = LatencySettings()
     measure_latency: bool = True
-    cache_dir: str | None = None  # None: no cache
+    split: Literal["val", "holdout"] = "val"  # what accuracy is scored on (holdout: validate)
 
     @field_validator("dataset")
     @classmethod
@@ -67,38 +77,11 @@ class EvalConfig(BaseModel):
         return torch.device(self.device)
 
     def fingerprint(self) -> str:
-        """Hash of what determines the numbers (not where results are cached)."""
-        data = self.model_dump(mode="json", exclude={"cache_dir", "device", "download"})
-        data["device"] = self.resolved_device().type
+        """Hash of what determines the numbers. ``device`` enters as configured (``auto``
+        stays ``auto``), so a CPU head and a GPU worker compute the same fingerprint; the
+        device that actually ran is recorded in the outcome's ``hardware``."""
+        data = self.model_dump(mode="json", exclude={"download"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-class Cost(BaseModel):
-    params: int
-    flops: int
-    latency: LatencyResult | None = None
-
-
-class Metrics(BaseModel):
-    status: Literal["ok", "nan_loss"]
-    accuracy: float  # mean over seeds of the final validation accuracy (NaN if failed)
-    accuracy_std: float
-    accuracies: list[float]  # per epoch, mean over seeds
-    accuracies_per_seed: list[list[float]]
-    failed_epoch: int | None = None
-    latency_ms: float | None
-    latency_iqr_ms: float | None
-    latency_rel: float | None
-    reference_latency_ms: float | None
-    flops: int
-    params: int
-    train_seconds: float
-    device: str
-    hardware: dict[str, str]
-    arch_hash: str
-    eval_fingerprint: str
-    seeds: list[int]
-    cached: bool = False
 
 
 def reference_arch(arch: ArchConfig) -> ArchConfig:
@@ -140,6 +123,53 @@ def check_compatible(arch: ArchConfig, data: Dataset, cfg: EvalConfig) -> None:
         raise ValueError(f"architecture does not fit the dataset: {'; '.join(problems)}")
 
 
+class Cost(BaseModel):
+    """What a candidate costs, known before training; stored in the workdir under its key."""
+
+    arch_hash: str
+    eval_fingerprint: str
+    params: int
+    flops: int
+    latency: LatencyResult | None = None
+
+
+class Outcome(BaseModel):
+    """The result of one evaluation: exactly the architecture and settings it names."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["ok", "nan_loss", "infeasible"]
+    arch: dict[str, Any]
+    arch_hash: str
+    eval_fingerprint: str
+    split: str
+    seeds: list[int]
+    accuracy: float | None  # mean over seeds of the final accuracy; None unless ok
+    accuracy_std: float | None
+    accuracies: list[float]  # per completed epoch, the mean over seeds
+    accuracies_per_seed: list[list[float]]
+    failed_epoch: int | None = None
+    latency_ms: float | None
+    latency_iqr_ms: float | None
+    latency_rel: float | None
+    reference_latency_ms: float | None
+    flops: int
+    params: int
+    constraints: dict[str, float] = {}  # bound -> measured - bound (positive = violated)
+    train_seconds: float
+    device: str
+    hardware: dict[str, str]
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What ``on_epoch`` sees after every epoch: all seeds have completed ``epoch``."""
+
+    epoch: int  # 1-based
+    accuracy: float  # mean over seeds
+    accuracies: list[float]  # per seed
+
+
 def measure_cost(arch: ArchConfig, cfg: EvalConfig, gate: NodeGate | None = None) -> Cost:
     model = build_model(arch, seed=0)
     shape = (arch.in_chans, arch.image_size, arch.image_size)
@@ -149,115 +179,176 @@ def measure_cost(arch: ArchConfig, cfg: EvalConfig, gate: NodeGate | None = None
         reference = build_model(reference_arch(arch), seed=0)
         with gate.timing() if gate else nullcontext():
             latency = measure_latency(model, reference, shape, cfg.latency, cfg.resolved_device())
-    return Cost(params=fc.params, flops=fc.flops, latency=latency)
+    return Cost(
+        arch_hash=arch.hash,
+        eval_fingerprint=cfg.fingerprint(),
+        params=fc.params,
+        flops=fc.flops,
+        latency=latency,
+    )
 
 
-def train_seeds(
+def constraint_values(cost: Cost, bounds: Mapping[str, float]) -> dict[str, float]:
+    """Positive = violated by that much (Optuna's convention), one entry per active bound."""
+    measured = {
+        "max_flops": cost.flops,
+        "max_params": cost.params,
+        "max_latency_ms": cost.latency.latency_ms if cost.latency else None,
+        "max_latency_rel": cost.latency.latency_rel if cost.latency else None,
+    }
+    unknown = sorted(set(bounds) - set(measured))
+    if unknown:
+        raise ValueError(f"unknown constraint {unknown[0]!r}; allowed: {', '.join(measured)}")
+    return {k: float(measured[k]) - v for k, v in bounds.items() if measured[k] is not None}
+
+
+def _outcome(
     arch: ArchConfig,
     cfg: EvalConfig,
+    cost: Cost,
+    per_seed: list[list[float]],
     *,
-    on_epoch: Callable[[int, EpochState], None] | None = None,
-    resume: dict[int, dict[str, Any]] | None = None,
-    eval_split: str = "val",
-    gate: NodeGate | None = None,
-) -> tuple[list[Any], float]:
-    """Train once per seed; ``on_epoch(seed, state)`` and ``resume[seed]`` serve checkpoints."""
-    data = get_dataset(cfg)
-    check_compatible(arch, data, cfg)
-    results, seconds = [], 0.0
-    before = torch.get_num_threads()
-    if cfg.resolved_device().type == "cpu":
-        torch.set_num_threads(cfg.threads)
-    try:
-        for seed in cfg.seeds:
-            model = build_model(arch, seed=seed)
-            callback = (lambda s, seed=seed: on_epoch(seed, s)) if on_epoch else None
-            r = train(
-                model,
-                data,
-                cfg.train,
-                seed,
-                on_epoch=callback,
-                resume=(resume or {}).get(seed),
-                eval_split=eval_split,
-                step_guard=gate.training_step if gate else nullcontext,
-            )
-            results.append(r)
-            seconds += r.seconds
-            if r.status != "ok":
-                break  # a diverged seed makes the candidate's mean meaningless
-    finally:
-        torch.set_num_threads(before)
-    return results, seconds
-
-
-def combine(
-    arch: ArchConfig, cfg: EvalConfig, cost: Cost, results: list[Any], seconds: float
-) -> Metrics:
-    failed = next((r for r in results if r.status != "ok"), None)
-    finals = [r.accuracy for r in results]
-    per_epoch = [statistics.fmean(a) for a in zip(*(r.accuracies for r in results), strict=False)]
+    status: Literal["ok", "nan_loss", "infeasible"],
+    constraints: dict[str, float],
+    seconds: float,
+    failed_epoch: int | None = None,
+) -> Outcome:
+    finals = [accs[-1] for accs in per_seed] if status == "ok" else []
     lat = cost.latency
     device = cfg.resolved_device()
-    return Metrics(
-        status="nan_loss" if failed else "ok",
-        accuracy=statistics.fmean(finals) if finals and not failed else float("nan"),
-        accuracy_std=statistics.stdev(finals) if len(finals) > 1 and not failed else 0.0,
-        accuracies=per_epoch,
-        accuracies_per_seed=[r.accuracies for r in results],
-        failed_epoch=failed.failed_epoch if failed else None,
+    return Outcome(
+        status=status,
+        arch=arch.to_dict(),
+        arch_hash=arch.hash,
+        eval_fingerprint=cfg.fingerprint(),
+        split=cfg.split,
+        seeds=list(cfg.seeds),
+        accuracy=statistics.fmean(finals) if finals else None,
+        accuracy_std=(statistics.stdev(finals) if len(finals) > 1 else 0.0) if finals else None,
+        accuracies=[statistics.fmean(epoch) for epoch in zip(*per_seed, strict=True)],
+        accuracies_per_seed=per_seed,
+        failed_epoch=failed_epoch,
         latency_ms=lat.latency_ms if lat else None,
         latency_iqr_ms=lat.latency_iqr_ms if lat else None,
         latency_rel=lat.latency_rel if lat else None,
         reference_latency_ms=lat.reference_ms if lat else None,
         flops=cost.flops,
         params=cost.params,
+        constraints=constraints,
         train_seconds=seconds,
         device=device.type,
         hardware=lat.hardware if lat else hardware_info(device),
-        arch_hash=arch.hash,
-        eval_fingerprint=cfg.fingerprint(),
-        seeds=list(cfg.seeds),
     )
 
 
-def cache_path(arch: ArchConfig, cfg: EvalConfig) -> Path | None:
-    if cfg.cache_dir is None:
-        return None
-    return Path(cfg.cache_dir) / f"{arch.hash}-{cfg.fingerprint()}.json"
+def eval_dir(root: Path, arch: ArchConfig, cfg: EvalConfig) -> Path:
+    """Where under ``root`` the evaluation of ``arch`` with ``cfg`` keeps its files."""
+    return Path(root) / f"{arch.hash}-{cfg.fingerprint()}"
 
 
-def write_json_atomic(path: Path, payload: str) -> None:
-    """tmp + fsync + rename: a reader sees the old file or the whole new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+@contextmanager
+def _threads(cfg: EvalConfig) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if cfg.resolved_device().type == "cpu":
+        torch.set_num_threads(cfg.threads)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def evaluate(
     arch: ArchConfig,
     cfg: EvalConfig | None = None,
+    workdir: Path | None = None,
     *,
-    on_epoch: Callable[[int, EpochState], None] | None = None,
+    constraints: Mapping[str, float] | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
     gate: NodeGate | None = None,
-) -> Metrics:
-    """Score ``arch``; pass a ``NodeGate`` when other evaluations share the machine, so no
-    one trains while this one times latency (what ``attnas search`` workers do)."""
+) -> Outcome:
+    """Score ``arch`` with ``cfg``; see the module docstring for the steps.
+
+    ``workdir`` (see ``eval_dir``) makes the evaluation durable and resumable: a finished
+    outcome there is returned as it is, a killed one resumes after its last epoch checkpoint.
+    Without it nothing is written. ``constraints`` are upper bounds on the cost (``max_flops``,
+    ``max_params``, ``max_latency_ms``, ``max_latency_rel``): a violator is never trained, and
+    its outcome is not cached (another study may set other bounds). Pass a ``NodeGate`` when
+    other evaluations share the machine, so no one trains while this one times latency.
+    """
     cfg = cfg or EvalConfig()
-    path = cache_path(arch, cfg)
-    if path is not None and path.is_file():
-        return Metrics.model_validate_json(path.read_text()).model_copy(update={"cached": True})
-    cost = measure_cost(arch, cfg, gate)
-    results, seconds = train_seeds(arch, cfg, on_epoch=on_epoch, gate=gate)
-    metrics = combine(arch, cfg, cost, results, seconds)
-    if path is not None:
-        write_json_atomic(path, metrics.model_dump_json(indent=2))
-    return metrics
+    store = EvalDir(workdir, arch.hash, cfg.fingerprint()) if workdir is not None else None
+    if store is not None and (done := store.read("outcome.json", Outcome)) is not None:
+        return done
+    data = get_dataset(cfg)
+    check_compatible(arch, data, cfg)
+    cost = store.read("cost.json", Cost) if store else None
+    if cost is None:
+        cost = measure_cost(arch, cfg, gate)
+        if store is not None:
+            store.write("cost.json", cost)
+    violations = constraint_values(cost, constraints or {})
+    if any(v > 0 for v in violations.values()):
+        return _outcome(
+            arch, cfg, cost, [], status="infeasible", constraints=violations, seconds=0.0
+        )
+    with _threads(cfg):
+        outcome = _train(arch, cfg, data, cost, violations, store, on_epoch, gate)
+    if store is not None:
+        store.write("outcome.json", outcome)
+        store.checkpoint_path.unlink(missing_ok=True)  # the outcome supersedes it
+    return outcome
+
+
+def _train(
+    arch: ArchConfig,
+    cfg: EvalConfig,
+    data: Dataset,
+    cost: Cost,
+    violations: dict[str, float],
+    store: EvalDir | None,
+    on_epoch: Callable[[EpochReport], None] | None,
+    gate: NodeGate | None,
+) -> Outcome:
+    guard = gate.training_step if gate else nullcontext
+    trainers = [
+        SeedTrainer(build_model(arch, seed=seed), data, cfg.train, seed, step_guard=guard)
+        for seed in cfg.seeds
+    ]
+    per_seed: list[list[float]] = [[] for _ in trainers]
+    seconds = 0.0
+    checkpoint = store.load_checkpoint() if store else None
+    if checkpoint is not None:
+        for trainer, accs in zip(trainers, per_seed, strict=True):
+            trainer.load_state_dict(checkpoint["seeds"][str(trainer.seed)])
+            accs.extend(checkpoint["accuracies"][str(trainer.seed)])
+        seconds = float(checkpoint["seconds"])
+    for epoch in range(trainers[0].epoch + 1, cfg.train.epochs + 1):
+        t0 = time.perf_counter()
+        for trainer, accs in zip(trainers, per_seed, strict=True):
+            if not trainer.train_epoch():  # a diverged seed makes the mean meaningless
+                return _outcome(
+                    arch,
+                    cfg,
+                    cost,
+                    [a[: epoch - 1] for a in per_seed],  # the epochs every seed completed
+                    status="nan_loss",
+                    constraints=violations,
+                    seconds=seconds + time.perf_counter() - t0,
+                    failed_epoch=epoch,
+                )
+            accs.append(trainer.score(cfg.split))
+        seconds += time.perf_counter() - t0
+        if store is not None:
+            store.save_checkpoint(
+                {
+                    "epoch": epoch,
+                    "seconds": seconds,
+                    "seeds": {str(t.seed): t.state_dict() for t in trainers},
+                    "accuracies": {str(t.seed): a for t, a in zip(trainers, per_seed, strict=True)},
+                }
+            )
+            store.log_epoch(epoch, list(cfg.seeds))
+        if on_epoch is not None:
+            finals = [a[-1] for a in per_seed]
+            on_epoch(EpochReport(epoch, statistics.fmean(finals), finals))
+    return _outcome(arch, cfg, cost, per_seed, status="ok", constraints=violations, seconds=seconds)

@@ -8,10 +8,8 @@ one seeded generator, so a CPU run is reproducible bit for bit in a fresh proces
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -35,30 +33,6 @@ class TrainSettings(BaseModel):
     warmup_fraction: float = Field(0.2, ge=0, lt=1)
     augment: bool = True
     compile: bool = False
-
-
-@dataclass
-class EpochState:
-    """What a per-epoch callback sees; enough to write a resumable checkpoint."""
-
-    epoch: int  # 1-based, completed
-    accuracy: float
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    generator: torch.Generator
-
-
-@dataclass
-class TrainResult:
-    status: Literal["ok", "nan_loss"]
-    accuracies: list[float] = field(default_factory=list)  # validation accuracy per epoch
-    failed_epoch: int | None = None
-    seconds: float = 0.0
-
-    @property
-    def accuracy(self) -> float:
-        return self.accuracies[-1] if self.accuracies and self.status == "ok" else float("nan")
 
 
 def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
@@ -111,85 +85,80 @@ def _memory_format(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
 
 
-def train(
-    model: nn.Module,
-    data: Dataset,
-    settings: TrainSettings,
-    seed: int,
-    *,
-    on_epoch: Callable[[EpochState], None] | None = None,
-    resume: dict[str, Any] | None = None,
-    eval_split: str = "val",
-    step_guard: Callable[[], AbstractContextManager[None]] = nullcontext,
-) -> TrainResult:
-    """Train ``model`` on ``data.train`` and report ``eval_split`` accuracy after every epoch.
+class SeedTrainer:
+    """One seed's training run, advanced one epoch at a time.
 
-    ``resume`` is a checkpoint dict written from an ``EpochState`` (see ``checkpoint_state``):
-    training continues after its epoch with the same optimizer, schedule and RNG state.
+    The evaluation holds one of these per seed and steps them in lockstep, so that "accuracy
+    after epoch k" is always the mean over every seed at k and a checkpoint after each epoch
+    holds all seeds. Everything random draws from the seed's own generator, so seeds trained
+    side by side give bit for bit what each would give alone (on CPU).
     ``step_guard`` wraps every optimizer step (the node gate pauses training there while
     another trial times latency).
     """
-    device = data.train.images.device
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    runner = torch.compile(model) if settings.compile else model
-    generator = torch.Generator().manual_seed(seed)
-    n = len(data.train)
-    steps_per_epoch = max(1, n // settings.batch_size)  # drop the ragged last batch
-    optimizer = make_optimizer(model, settings)
-    scheduler = make_scheduler(optimizer, settings, steps_per_epoch)
-    result = TrainResult(status="ok")
-    start_epoch = 0
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
-        generator.set_state(resume["generator"])
-        result.accuracies = list(resume["accuracies"])
-        start_epoch = int(resume["epoch"])
-    split = getattr(data, eval_split)
-    t0 = time.perf_counter()
-    for epoch in range(start_epoch, settings.epochs):
-        model.train()
-        order = torch.randperm(n, generator=generator).to(device)
-        loss_sum = torch.zeros((), device=device)
-        for step in range(steps_per_epoch):
-            idx = order[step * settings.batch_size : (step + 1) * settings.batch_size]
-            images = data.train.images[idx]
-            if settings.augment:
-                images = augment(images, generator, data.flip)
-            x = _memory_format(data.normalize(images))
-            with step_guard():
-                with _autocast(device):
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Dataset,
+        settings: TrainSettings,
+        seed: int,
+        *,
+        step_guard: Callable[[], AbstractContextManager[None]] = nullcontext,
+    ) -> None:
+        self.device = data.train.images.device
+        self.model = model.to(self.device)
+        if self.device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+        self.runner = torch.compile(model) if settings.compile else model
+        self.data, self.settings, self.seed, self.step_guard = data, settings, seed, step_guard
+        self.generator = torch.Generator().manual_seed(seed)
+        self.steps_per_epoch = max(1, len(data.train) // settings.batch_size)  # no ragged batch
+        self.optimizer = make_optimizer(model, settings)
+        self.scheduler = make_scheduler(self.optimizer, settings, self.steps_per_epoch)
+        self.epoch = 0  # epochs completed
+
+    def train_epoch(self) -> bool:
+        """One epoch over the training split; False when the loss went NaN/inf."""
+        s, train_split = self.settings, self.data.train
+        self.model.train()
+        order = torch.randperm(len(train_split), generator=self.generator).to(self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        for step in range(self.steps_per_epoch):
+            idx = order[step * s.batch_size : (step + 1) * s.batch_size]
+            images = train_split.images[idx]
+            if s.augment:
+                images = augment(images, self.generator, self.data.flip)
+            x = _memory_format(self.data.normalize(images))
+            with self.step_guard():
+                with _autocast(self.device):
                     loss = F.cross_entropy(
-                        runner(x), data.train.labels[idx], label_smoothing=settings.label_smoothing
+                        self.runner(x), train_split.labels[idx], label_smoothing=s.label_smoothing
                     )
-                optimizer.zero_grad(set_to_none=True)
+                self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                optimizer.step()
-                scheduler.step()
+                self.optimizer.step()
+                self.scheduler.step()
             loss_sum += loss.detach().float()
-        if not math.isfinite(loss_sum.item()):
-            result.status, result.failed_epoch = "nan_loss", epoch + 1
-            break
-        with step_guard():
-            result.accuracies.append(accuracy(runner, data, split))
-        if on_epoch is not None:
-            on_epoch(
-                EpochState(epoch + 1, result.accuracies[-1], model, optimizer, scheduler, generator)
-            )
-    result.seconds = time.perf_counter() - t0
-    return result
+        self.epoch += 1
+        return math.isfinite(loss_sum.item())
 
+    def score(self, split: str) -> float:
+        with self.step_guard():
+            return accuracy(self.runner, self.data, getattr(self.data, split))
 
-def checkpoint_state(state: EpochState, accuracies: list[float]) -> dict[str, Any]:
-    """A checkpoint made only of tensors and plain types, loadable with weights_only=True."""
-    return {
-        "epoch": state.epoch,
-        "model": state.model.state_dict(),
-        "optimizer": state.optimizer.state_dict(),
-        "scheduler": state.scheduler.state_dict(),
-        "generator": state.generator.get_state(),
-        "accuracies": list(accuracies),
-    }
+    def state_dict(self) -> dict[str, Any]:
+        """Only tensors and plain types: loadable with ``torch.load(weights_only=True)``."""
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        self.epoch = int(state["epoch"])

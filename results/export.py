@@ -17,6 +17,7 @@ import yaml
 
 from results.frame import objective_names, trials_frame
 from results.pareto import knee_point
+from results.record import TrialRecord, read_record
 from spaces import REGISTRY, ArchConfig, build_model, deploy
 
 PICKS = ("knee", "max-accuracy", "min-latency", "trial:N")
@@ -90,38 +91,43 @@ def pick(
     raise ExportError(f"unknown --pick {how!r}; allowed: {', '.join(PICKS)}")
 
 
-def _arch_of(study: optuna.Study, number: int) -> ArchConfig:
-    trial = study.trials[number]
-    return ArchConfig.model_validate(trial.user_attrs["arch"])
+def _record_of(study: optuna.Study, number: int) -> TrialRecord:
+    record = read_record(study.trials[number])
+    if record is None or record.arch is None:
+        raise ExportError(f"trial {number} has no architecture on record")
+    return record
+
+
+def arch_of(study: optuna.Study, number: int) -> ArchConfig:
+    return ArchConfig.model_validate(_record_of(study, number).arch)
+
+
+_SOURCE_METRICS = (
+    "accuracy",
+    "accuracy_std",
+    "latency_ms",
+    "latency_iqr_ms",
+    "latency_rel",
+    "flops",
+    "params",
+    "seeds",
+    "eval_fingerprint",
+)
 
 
 def _source(study: optuna.Study, row: pd.Series, how: str) -> dict[str, Any]:
-    trial = study.trials[int(row["number"])]
-    metrics = {
-        k: v
-        for k, v in trial.user_attrs.get("metrics", {}).items()
-        if k
-        in (
-            "accuracy",
-            "accuracy_std",
-            "latency_ms",
-            "latency_iqr_ms",
-            "latency_rel",
-            "flops",
-            "params",
-            "seeds",
-            "eval_fingerprint",
-        )
-    }
-    arch = _arch_of(study, trial.number)
+    number = int(row["number"])
+    record = _record_of(study, number)
+    arch = ArchConfig.model_validate(record.arch)
     return {
         "study": study.study_name,
-        "trial": trial.number,
+        "trial": number,
         "pick": how,
         "label": arch.label(),
-        "baseline": trial.user_attrs.get("baseline"),
-        "metrics": metrics,
-        "device": trial.user_attrs.get("metrics", {}).get("hardware", {}).get("name"),
+        "baseline": record.baseline,
+        "duplicate_of": record.duplicate_of,
+        "metrics": record.model_dump(include=set(_SOURCE_METRICS)),
+        "device": record.device_name,
         "notes": inferred_modules(arch),
     }
 
@@ -166,7 +172,7 @@ def export_pick(
     max_flops: float | None = None,
 ) -> list[Path]:
     row = pick(study, how, max_latency_ms=max_latency_ms, max_flops=max_flops)
-    arch = _arch_of(study, int(row["number"]))
+    arch = arch_of(study, int(row["number"]))
     written = [write_arch(arch, out, _source(study, row, how))]
     if onnx:
         written.append(export_onnx(arch, out.with_suffix(".onnx")))
@@ -182,7 +188,7 @@ def export_front(study: optuna.Study, out_dir: Path, *, onnx: bool = False) -> l
     written = []
     for _, row in front.iterrows():
         n = int(row["number"])
-        arch = _arch_of(study, n)
+        arch = arch_of(study, n)
         written.append(write_arch(arch, out_dir / f"trial_{n}.yaml", _source(study, row, "front")))
         if onnx:
             written.append(export_onnx(arch, out_dir / f"trial_{n}.onnx"))

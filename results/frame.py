@@ -1,17 +1,14 @@
 """A study as one table: a row per trial with its decoded architecture, metrics and front rank.
 
-Everything comes from the Optuna storage (the single record): values and state from the
-trial, the rest from the user attrs the search driver sets (``arch``, ``label``,
-``arch_hash``, ``metrics``, ``constraints``, ``status``, ``cached``, ``baseline``,
-``fail_reason``). Any of those may be missing (a trial that failed before dispatch has none),
-so every lookup is tolerant and leaves the cell empty instead of raising.
+Everything comes from the Optuna storage (the single record): state and told values from the
+trial, the rest from its typed ``TrialRecord`` (``results.record``). A trial without a record
+(it failed before it was dispatched) has empty cells; a record this version cannot read is an
+error naming the trial, never a guess.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +18,38 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from results.pareto import non_dominated_ranks
+from results.record import TrialRecord, read_record
 
 __all__ = ["STAGE_KEYS", "objective_names", "trials_frame", "write_trials"]
 
 # The keys of one stage of ``ArchConfig.stages``, in column order.
 STAGE_KEYS = ("attention", "position", "kernel_size", "spatial_kernel_size", "variant", "reduction")
 
-# Metric keys that are not copied as columns: the core columns hold them already.
-_METRICS_SKIPPED = {"arch_hash", "cached", "hardware"}
-_STAGE_COL = re.compile(r"stage\d+_\w+")
+# Scalar record fields copied as columns (an objective's column holds the told value instead).
+METRIC_KEYS = (
+    "accuracy",
+    "accuracy_std",
+    "latency_ms",
+    "latency_iqr_ms",
+    "latency_rel",
+    "reference_latency_ms",
+    "flops",
+    "params",
+    "train_seconds",
+    "device",
+    "failed_epoch",
+    "eval_fingerprint",
+    "node",
+)
+TAIL = (
+    "status",
+    "device_name",
+    "constraint_violation",
+    "feasible",
+    "fail_reason",
+    "duplicate_of",
+    "is_baseline",
+)
 
 
 def objective_names(study: optuna.Study) -> list[str]:
@@ -37,34 +57,13 @@ def objective_names(study: optuna.Study) -> list[str]:
     return list(names) if names else [f"value{i}" for i in range(len(study.directions))]
 
 
-def _mapping(x: Any) -> Mapping[str, Any]:
-    return x if isinstance(x, Mapping) else {}
+def _stages(record: TrialRecord | None) -> list[dict[str, Any]]:
+    return list((record.arch or {}).get("stages", [])) if record is not None else []
 
 
-def _stages(arch: Any) -> list[Mapping[str, Any]]:
-    stages = _mapping(arch).get("stages")
-    if not isinstance(stages, list | tuple):
-        return []
-    return [_mapping(s) for s in stages]
-
-
-def _violation(t: FrozenTrial) -> float:
-    # The driver records constraints as a user attr; a study run with Optuna's own
-    # ``constraints_func`` keeps them in the system attrs.
-    cons = t.user_attrs.get("constraints", t.system_attrs.get("constraints"))
-    if isinstance(cons, int | float):
-        cons = [cons]
-    if not isinstance(cons, list | tuple) or not cons:
-        return 0.0
-    try:
-        return float(max(float(c) for c in cons))
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _row(t: FrozenTrial, objectives: list[str]) -> dict[str, Any]:
-    ua = t.user_attrs
-    metrics = _mapping(ua.get("metrics"))
+def _row(
+    t: FrozenTrial, record: TrialRecord | None, objectives: list[str], n_stages: int
+) -> dict[str, Any]:
     row: dict[str, Any] = {
         "number": t.number,
         "state": t.state.name,
@@ -75,26 +74,27 @@ def _row(t: FrozenTrial, objectives: list[str]) -> dict[str, Any]:
     values = t.values if t.state == TrialState.COMPLETE and t.values else None
     for i, name in enumerate(objectives):
         row[name] = float(values[i]) if values is not None and i < len(values) else math.nan
-    row["label"] = ua.get("label")
-    row["arch_hash"] = ua.get("arch_hash", metrics.get("arch_hash"))
-    row["baseline"] = ua.get("baseline")
-    for i, stage in enumerate(_stages(ua.get("arch"))):
-        for key in (*STAGE_KEYS, *(k for k in stage if k not in STAGE_KEYS)):
+    row["label"] = record.label if record else None
+    row["arch_hash"] = record.arch_hash if record else None
+    row["baseline"] = record.baseline if record else t.user_attrs.get("baseline")
+    stages = _stages(record)
+    for i in range(n_stages):
+        stage = stages[i] if i < len(stages) else {}
+        for key in STAGE_KEYS:
             row[f"stage{i}_{key}"] = stage.get(key)
-    for key, v in metrics.items():
-        # An objective's column already holds the value told to Optuna: do not repeat it.
-        if key in _METRICS_SKIPPED or key in row or isinstance(v, list | tuple | Mapping):
-            continue
-        row[key] = v
-    if "status" in ua:  # the worker's verdict ("ok", "infeasible", ...) beats metrics' status
-        row["status"] = ua["status"]
-    row["device_name"] = _mapping(metrics.get("hardware")).get("name")
-    violation = _violation(t)
-    row["constraint_violation"] = violation
-    row["feasible"] = bool(t.state == TrialState.COMPLETE and violation <= 0)
-    row["fail_reason"] = ua.get("fail_reason")
-    row["cached"] = bool(ua.get("cached") or metrics.get("cached"))
-    row["is_baseline"] = ua.get("baseline") is not None
+    for key in METRIC_KEYS:
+        if key not in row:
+            row[key] = getattr(record, key) if record else None
+    violation = max(record.constraints.values(), default=0.0) if record else 0.0
+    row |= {
+        "status": record.status if record else None,
+        "device_name": record.device_name if record else None,
+        "constraint_violation": violation,
+        "feasible": bool(t.state == TrialState.COMPLETE and violation <= 0),
+        "fail_reason": record.fail_reason if record else None,
+        "duplicate_of": record.duplicate_of if record else None,
+        "is_baseline": row["baseline"] is not None,
+    }
     return row
 
 
@@ -109,20 +109,14 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """
     objectives = objective_names(study)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    rows = [_row(t, objectives) for t in trials]
-
+    records = [read_record(t) for t in trials]
+    n_stages = max((len(_stages(r)) for r in records), default=0)
+    rows = [_row(t, r, objectives, n_stages) for t, r in zip(trials, records, strict=True)]
     head = ["number", "state", "datetime_start", "datetime_complete", "duration_s", *objectives]
     head += ["label", "arch_hash", "baseline"]
-    tail = ["device_name", "constraint_violation", "feasible", "fail_reason", "cached"]
-    tail += ["is_baseline"]
-    n_stages = max((len(_stages(t.user_attrs.get("arch"))) for t in trials), default=0)
     stage_cols = [f"stage{i}_{k}" for i in range(n_stages) for k in STAGE_KEYS]
-    middle: list[str] = []
-    for row in rows:
-        middle += [k for k in row if k not in head and k not in tail and k not in middle]
-    stage_cols += [k for k in middle if _STAGE_COL.fullmatch(k) and k not in stage_cols]
-    metric_cols = [k for k in middle if k not in stage_cols]
-    df = pd.DataFrame(rows, columns=[*head, *stage_cols, *metric_cols, *tail])
+    metric_cols = [k for k in METRIC_KEYS if k not in head]
+    df = pd.DataFrame(rows, columns=[*head, *stage_cols, *metric_cols, *TAIL])
 
     df["is_pareto"] = False
     df["pareto_rank"] = np.nan

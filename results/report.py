@@ -22,7 +22,7 @@ import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from results.export import inferred_modules  # noqa: E402
+from results.export import arch_of, inferred_modules  # noqa: E402
 from results.frame import objective_names, trials_frame, write_trials  # noqa: E402
 from results.pareto import (  # noqa: E402
     hypervolume,
@@ -30,7 +30,6 @@ from results.pareto import (  # noqa: E402
     knee_point,
     reference_point,
 )
-from spaces import ArchConfig  # noqa: E402
 
 ACCURACY = "accuracy"
 
@@ -280,13 +279,7 @@ def summary_md(
         if validation.get("verdict"):
             lines += ["", validation["verdict"]]
     notes = sorted(
-        {
-            n
-            for _, r in front.iterrows()
-            for n in inferred_modules(
-                ArchConfig.model_validate(study.trials[int(r["number"])].user_attrs["arch"])
-            )
-        }
+        {n for _, r in front.iterrows() for n in inferred_modules(arch_of(study, int(r["number"])))}
     )
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]

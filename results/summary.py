@@ -5,14 +5,33 @@ from __future__ import annotations
 from collections import Counter
 
 import optuna
+from optuna.trial import TrialState
 from rich.table import Table
+
+from results.record import read_record
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:
-    counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
-    return {
-        k: counts.get(k, 0) for k in ("COMPLETE", "RUNNING", "WAITING", "FAIL") if counts.get(k)
-    }
+    """Trials by state; COMPLETE is split into distinct architectures and duplicates (a repeat
+    proposal answered from an earlier trial's evaluation, which ``n_trials`` does not count)."""
+    counts: Counter = Counter()
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name] += 1
+        record = read_record(t)
+        if t.state == TrialState.COMPLETE and record is not None:
+            counts["architectures" if record.counts else "duplicates"] += 1
+    order = ("COMPLETE", "architectures", "duplicates", "RUNNING", "WAITING", "PRUNED", "FAIL")
+    return {k: counts[k] for k in order if counts.get(k)}
+
+
+def recent_failures(study: optuna.Study, last: int = 5) -> list[tuple[int, str]]:
+    """(trial number, reason) of the last ``last`` failed trials."""
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))[-last:]
+    out = []
+    for t in failed:
+        record = read_record(t)
+        out.append((t.number, (record.fail_reason if record else None) or "?"))
+    return out
 
 
 def front_table(study: optuna.Study) -> Table:

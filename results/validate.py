@@ -1,27 +1,21 @@
 """``attnas validate``: are the searched placements better than the papers' by more than noise?
 
 The search scored every candidate on the ``val`` split with few seeds, and picked the front by
-those very numbers, so its accuracies are optimistically biased. This re-trains the front and
-the best uniform baselines with K fresh seeds and scores them on the ``holdout`` split, which
-the search never saw, and records mean and standard deviation per architecture.
+those very numbers, so its accuracies are optimistically biased. ``attnas validate`` re-trains
+the front and the best uniform baselines with K fresh seeds and scores them on the ``holdout``
+split, which the search never saw. This module only decides *what* to re-train (``plan``) and
+reads the verdict; the re-training itself runs on the one evaluation path
+(``evaluators.holdout``), because ``results/`` never trains.
 """
 
 from __future__ import annotations
 
-import json
-import statistics
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import optuna
 
-from evaluators import EvalConfig
-from evaluators.evaluate import train_seeds
+from results.export import arch_of
 from results.frame import trials_frame
-from spaces import ArchConfig
-
-SEED_OFFSET = 1000  # validation seeds never coincide with the search's seeds
 
 
 def plan(study: optuna.Study, n_baselines: int = 2) -> list[dict[str, Any]]:
@@ -39,47 +33,17 @@ def plan(study: optuna.Study, n_baselines: int = 2) -> list[dict[str, Any]]:
         if r["arch_hash"] in done:
             continue
         done.add(r["arch_hash"])
-        trial = study.trials[int(r["number"])]
         out.append(
             {
                 "trial": int(r["number"]),
                 "role": "baseline" if r["is_baseline"] else role,
                 "baseline": r["baseline"] if r["is_baseline"] else None,
-                "arch": trial.user_attrs["arch"],
+                "arch": arch_of(study, int(r["number"])).to_dict(),
                 "label": r["label"],
                 "search_accuracy": float(r["accuracy"]),
             }
         )
     return out
-
-
-def validate(
-    study: optuna.Study,
-    eval_cfg: EvalConfig,
-    seeds: int,
-    out: Path,
-    on_done: Callable[[dict[str, Any]], None] = lambda r: None,
-) -> dict[str, Any]:
-    cfg = eval_cfg.model_copy(
-        update={"seeds": tuple(range(SEED_OFFSET, SEED_OFFSET + seeds)), "cache_dir": None}
-    )
-    rows = []
-    for item in plan(study):
-        arch = ArchConfig.model_validate(item["arch"])
-        results, _ = train_seeds(arch, cfg, eval_split="holdout")
-        accs = [r.accuracy for r in results if r.status == "ok"]
-        row = item | {
-            "accuracies": accs,
-            "mean": statistics.fmean(accs) if accs else float("nan"),
-            "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-        }
-        row.pop("arch")
-        rows.append(row)
-        on_done(row)
-    result = {"seeds": seeds, "split": "holdout", "rows": rows, "verdict": verdict(rows)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    return result
 
 
 def verdict(rows: list[dict[str, Any]]) -> str:

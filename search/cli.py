@@ -89,7 +89,7 @@ def _run_overrides(set_: list[str] | None, **options: Any) -> list[str]:
     return list(set_ or []) + [f"{k}={v}" for k, v in options.items() if v]
 
 
-def _run(cfg: Any) -> None:
+def _run(cfg: Any, *, resume: bool = False) -> None:
     from evaluators.data import check_data_dir
     from results.summary import front_table
     from search.driver import check_ray_address, run_search
@@ -99,7 +99,7 @@ def _run(cfg: Any) -> None:
     check_data_dir(cfg.eval.dataset, cfg.eval.data_dir, cfg.eval.download)
     if cfg.storage is None:
         cfg.study_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
-    check_existing(cfg)  # corrupt or unreachable storage, or another config: before any output
+    check_existing(cfg)  # corrupt or unreachable storage, another config or folder: no output
     console.print(
         f"study [bold]{cfg.study}[/] in {cfg.study_dir} (storage {mask_url(cfg.storage_url)})"
     )
@@ -109,19 +109,22 @@ def _run(cfg: Any) -> None:
         def on_progress(done: int, total: int, msg: str) -> None:
             progress.update(task, completed=done, total=total, description=msg[:60])
 
-        outcome = run_search(cfg, on_progress=on_progress)
+        outcome = run_search(cfg, resume=resume, on_progress=on_progress)
+    if outcome.moved_aside:
+        console.print(f"an earlier study's files in the folder were moved to {outcome.moved_aside}")
     console.print(front_table(outcome.study))
     console.print(
-        f"{outcome.completed}/{outcome.target} trials complete "
-        f"({outcome.told_this_run} this run, {outcome.failed_this_run} failed) in {outcome.seconds:.0f} s"
+        f"{outcome.completed}/{outcome.target} architectures evaluated "
+        f"({outcome.told_this_run} trials told this run, {outcome.failed_this_run} failed; "
+        f"{outcome.duplicates} duplicate proposals answered from cache, not counted) "
+        f"in {outcome.seconds:.0f} s"
     )
     console.print(
         f"study: {outcome.paths.root}   open it with: optuna-dashboard {mask_url(cfg.storage_url)}"
     )
     if outcome.stop_reason:
-        err.print(
-            f"[yellow]stopped:[/] {outcome.stop_reason}; resume with: attnas resume {outcome.paths.root}"
-        )
+        hint = f"; resume with: attnas resume {outcome.paths.root}" if outcome.resumable else ""
+        err.print(f"[yellow]stopped:[/] {outcome.stop_reason}{hint}")
         raise typer.Exit(3 if outcome.completed < outcome.target else 0)
 
 
@@ -163,14 +166,14 @@ def resume(
     from search.configio import load_study_config
 
     overrides = _run_overrides(set_, n_trials=n_trials, ray_address=address, timeout_s=timeout)
-    _run(load_study_config(study_dir, overrides))
+    _run(load_study_config(study_dir, overrides), resume=True)
 
 
 @app.command()
 @friendly
 def status(study_dir: Annotated[Path, typer.Argument(help="The study folder.")]) -> None:
     """Trials by state, the best so far, the current Pareto front."""
-    from results.summary import front_table, state_counts
+    from results.summary import front_table, recent_failures, state_counts
     from search.configio import load_study_config
     from search.study import open_study
 
@@ -180,14 +183,11 @@ def status(study_dir: Annotated[Path, typer.Argument(help="The study folder.")])
     console.print(
         f"study [bold]{cfg.study}[/]: "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
-        + f" (target {cfg.n_trials} complete)"
+        + f" (target {cfg.n_trials} architectures)"
     )
     console.print(front_table(study))
-    failed = [t for t in study.trials if t.state.name == "FAIL"]
-    for t in failed[-5:]:
-        console.print(
-            f"  FAIL #{t.number}: {t.user_attrs.get('fail_reason', '?')}", highlight=False
-        )
+    for number, reason in recent_failures(study):
+        console.print(f"  FAIL #{number}: {reason}", highlight=False)
 
 
 @space_app.command("show")
@@ -253,10 +253,17 @@ def evaluate(
     data_dir: Annotated[str | None, typer.Option(help="Dataset directory.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2.")] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the evaluation under this folder: a killed run resumes from its last "
+            "epoch, a finished one is reused (checked against the architecture and settings)."
+        ),
+    ] = None,
     set_: SetOpt = None,
 ) -> None:
     """Train and measure one architecture; prints a metrics table."""
-    from evaluators import EvalConfig
+    from evaluators import EvalConfig, eval_dir
     from evaluators.evaluate import evaluate as run_eval
     from search.config import apply_overrides, load_config
     from spaces import ArchConfig
@@ -278,7 +285,6 @@ def evaluate(
     from evaluators.evaluate import get_dataset
 
     get_dataset(cfg)  # bad data dirs fail here, before any progress bar is drawn
-    total = cfg.train.epochs * len(cfg.seeds)
     with Progress(
         TextColumn("[bold]epochs"),
         BarColumn(),
@@ -287,12 +293,15 @@ def evaluate(
         TextColumn("{task.description}"),
         console=console,
     ) as progress:
-        task = progress.add_task("", total=total)
+        task = progress.add_task("", total=cfg.train.epochs)
         m = run_eval(
             arch,
             cfg,
-            on_epoch=lambda seed, s: progress.update(
-                task, advance=1, description=f"seed {seed} epoch {s.epoch}: {s.accuracy:.3f}"
+            eval_dir(workdir, arch, cfg) if workdir else None,
+            on_epoch=lambda e: progress.update(
+                task,
+                completed=e.epoch,
+                description=f"accuracy {e.accuracy:.3f} (mean of {len(e.accuracies)} seeds)",
             ),
         )
     table = Table(title=f"{arch_file.name}: {arch.label()}")
@@ -300,7 +309,12 @@ def evaluate(
     table.add_column("value", justify="right")
     rows = [
         ("status", m.status),
-        ("accuracy", f"{m.accuracy:.4f} ± {m.accuracy_std:.4f} ({len(m.seeds)} seeds)"),
+        (
+            "accuracy",
+            f"{m.accuracy:.4f} ± {m.accuracy_std:.4f} ({len(m.seeds)} seeds)"
+            if m.accuracy is not None
+            else f"- (diverged at epoch {m.failed_epoch})",
+        ),
         ("latency_ms", f"{m.latency_ms:.3f} (IQR {m.latency_iqr_ms:.3f})" if m.latency_ms else "-"),
         ("latency_rel", f"{m.latency_rel:.3f}" if m.latency_rel else "-"),
         ("flops", f"{m.flops:,}"),
@@ -381,13 +395,17 @@ def validate(
     seeds: Annotated[int, typer.Option(help="Fresh seeds per architecture.")] = 3,
 ) -> None:
     """Re-train the front and the best baselines with K seeds on the never-searched holdout split."""
-    from results.validate import plan
-    from results.validate import validate as run_validate
+    import json
+
+    from evaluators.holdout import revalidate
+    from results.validate import plan, verdict
     from search.configio import load_study_config
+    from search.paths import StudyPaths
     from search.study import open_study
 
     cfg = load_study_config(study_dir)
     study = open_study(cfg, must_exist=True)
+    items = plan(study)
     out = Path(study_dir) / "report" / "validate.json"
     with Progress(
         TextColumn("[bold]validate"),
@@ -397,20 +415,23 @@ def validate(
         TextColumn("{task.description}"),
         console=console,
     ) as progress:
-        task = progress.add_task("", total=len(plan(study)))
-        result = run_validate(
-            study,
+        task = progress.add_task("", total=len(items))
+        rows = revalidate(
+            items,
             cfg.eval,
             seeds,
-            out,
+            StudyPaths(cfg.study_dir).evals,
             on_done=lambda r: progress.update(
                 task, advance=1, description=f"#{r['trial']} {r['mean']:.4f} ± {r['std']:.4f}"
             ),
         )
+    result = {"seeds": seeds, "split": "holdout", "rows": rows, "verdict": verdict(rows)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
     table = Table(title=f"holdout accuracy over {seeds} seeds")
     for c in ("trial", "role", "mean", "std", "search acc", "architecture"):
         table.add_column(c)
-    for r in result["rows"]:
+    for r in rows:
         table.add_row(
             str(r["trial"]),
             r["role"] + (f" ({r['baseline']})" if r["baseline"] else ""),

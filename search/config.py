@@ -75,6 +75,9 @@ class SearchConfig(BaseModel):
 
     study: str = Field("attnas", pattern=r"^[A-Za-z0-9_.-]+$")
     output_dir: str = "runs"
+    # The study folder, when it is not <output_dir>/<study>: set by ``attnas resume DIR`` (a
+    # renamed or copied folder stays the study its own files name). Never written to files.
+    directory: str | None = None
     storage: str | None = None  # None: sqlite:///<output_dir>/<study>/study.db
     space: SpaceConfig = SpaceConfig()
     eval: EvalConfig = EvalConfig()
@@ -139,6 +142,8 @@ class SearchConfig(BaseModel):
     # -- derived -------------------------------------------------------------------------------
     @property
     def study_dir(self) -> Path:
+        if self.directory is not None:
+            return Path(self.directory).resolve()
         return Path(self.output_dir).resolve() / self.study
 
     @property

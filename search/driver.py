@@ -11,7 +11,6 @@ Stock ``OptunaSearch`` failure modes this loop avoids by construction:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -30,10 +29,13 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 from ray.tune.stopper import Stopper
 
+from evaluators import Outcome, eval_dir
+from evaluators.faults import crash_point
+from evaluators.workdir import EvalDir
+from results.record import RECORD_ATTR, TrialRecord, read_record
 from search.config import SearchConfig
-from search.faults import crash_point
 from search.paths import StudyPaths
-from search.study import acquire_lock, open_study
+from search.study import acquire_lock, claim_folder, open_or_create
 from spaces import ArchConfig, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -41,23 +43,59 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
+# A sampler that proposes only architectures already evaluated this many times in a row has
+# nothing new to offer: the search stops with a message instead of looping.
+DUPLICATE_STREAK_LIMIT = 100
+
+
 @dataclass
 class SearchOutcome:
     study: optuna.Study
-    completed: int  # COMPLETE trials in the study at the end
+    completed: int  # distinct architectures trained or rejected by a constraint (n_trials)
     target: int
+    duplicates: int  # proposals answered from an earlier trial's evaluation, not counted
     told_this_run: int
     failed_this_run: int
     stop_reason: str | None
     seconds: float
     paths: StudyPaths
+    moved_aside: Path | None = None  # where an earlier study's files in the folder went
+
+    @property
+    def resumable(self) -> bool:
+        """Whether ``attnas resume`` would carry on (not when the space is exhausted)."""
+        return self.completed < self.target and not (self.stop_reason or "").startswith(
+            ("the sampler", "every architecture")
+        )
 
 
 @dataclass
 class _Dispatch:
     number: int
     trial: optuna.Trial
-    arch: ArchConfig
+    record: TrialRecord  # status "running": what the trial asked for
+
+    @property
+    def arch(self) -> ArchConfig:
+        return ArchConfig.model_validate(self.record.arch)
+
+    @property
+    def arch_hash(self) -> str:
+        return str(self.record.arch_hash)
+
+
+@dataclass(frozen=True)
+class _Evaluated:
+    """A counted trial of the study, whose answer a duplicate proposal repeats."""
+
+    number: int
+    values: list[float]
+    record: TrialRecord
+    constraints: list[float]
+
+
+# The fields a settled record takes from the evaluation's outcome.
+_OUTCOME_FIELDS = set(TrialRecord.model_fields) & set(Outcome.model_fields)
 
 
 @dataclass
@@ -72,17 +110,29 @@ class SearchRun:
     in_flight: dict[str, _Dispatch] = field(default_factory=dict)  # tune trial id -> dispatch
     redispatch: deque[int] = field(default_factory=deque)
     held: dict[str, list[_Dispatch]] = field(default_factory=dict)  # arch hash -> duplicates
+    evaluated: dict[str, _Evaluated] = field(default_factory=dict)  # arch hash -> first trial
     completed: int = 0
-    failed: int = 0
+    duplicates: int = 0
+    duplicate_streak: int = 0
     told: int = 0
     failed_this_run: int = 0
     stop_reason: str | None = None
 
     def __post_init__(self) -> None:
-        trials = self.study.get_trials(deepcopy=False)
-        self.completed = sum(t.state == TrialState.COMPLETE for t in trials)
-        self.failed = sum(t.state == TrialState.FAIL for t in trials)
         self.eval_fp = self.cfg.eval.fingerprint()
+        self.space_size = self.space.size()
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            record = read_record(t)
+            if record is None:
+                continue
+            if record.counts:
+                self.completed += 1
+                self.evaluated.setdefault(
+                    str(record.arch_hash),
+                    _Evaluated(t.number, list(t.values), record, list(t.user_attrs["constraints"])),
+                )
+            elif record.duplicate_of is not None:
+                self.duplicates += 1
 
     # -- bookkeeping -----------------------------------------------------------------------
     def _trial(self, number: int) -> optuna.Trial:
@@ -91,8 +141,19 @@ class SearchRun:
         )
         return optuna.Trial(self.study, trial_id)
 
+    def _held(self) -> int:
+        return sum(len(v) for v in self.held.values())
+
     def _pending(self) -> int:
-        return len(self.in_flight) + sum(len(v) for v in self.held.values()) + len(self.redispatch)
+        return len(self.in_flight) + self._held() + len(self.redispatch)
+
+    def _store(self, trial: optuna.Trial, record: TrialRecord) -> None:
+        trial.set_user_attr(RECORD_ATTR, record.model_dump(mode="json"))
+
+    def _durable_outcome(self, arch: ArchConfig) -> Outcome | None:
+        """A finished evaluation of exactly ``arch`` with this study's settings, if any."""
+        workdir = eval_dir(self.paths.evals, arch, self.cfg.eval)
+        return EvalDir(workdir, arch.hash, self.eval_fp).read("outcome.json", Outcome)
 
     def enqueue_baselines(self) -> None:
         for b in self.space.baselines():
@@ -103,13 +164,17 @@ class SearchRun:
     def reconcile(self) -> None:
         """Settle trials a dead driver left RUNNING: tell durable results, re-run the rest."""
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            result = self.paths.result(t.number)
-            if result.is_file():
-                self._tell(self._trial(t.number), json.loads(result.read_text()))
-            elif "arch" in t.user_attrs:
-                self.redispatch.append(t.number)
-            else:
+            record = read_record(t)
+            if record is None or record.arch is None:
                 self._fail(self._trial(t.number), "driver died before the trial was dispatched")
+                continue
+            d = _Dispatch(t.number, self._trial(t.number), record)
+            if d.arch_hash in self.evaluated:
+                self._answer_duplicate(d)
+            elif (outcome := self._durable_outcome(d.arch)) is not None:
+                self._tell(d, outcome)
+            else:
+                self.redispatch.append(t.number)
 
     # -- the searcher's side -----------------------------------------------------------------
     def next_config(self, tune_trial_id: str) -> dict[str, Any] | str | None:
@@ -123,29 +188,32 @@ class SearchRun:
                 )
                 continue
             # Re-dispatches are already counted in the budget: they must go out even when it is
-            # full, or a resume whose last trials wait there would wait for ever.
-            if not self.redispatch and self.completed + self._pending() >= self.cfg.n_trials:
+            # full, or a resume whose last trials wait there would wait for ever. Duplicates held
+            # behind a twin in flight do not count, but they must not pile up either.
+            if not self.redispatch and (
+                self.completed + len(self.in_flight) >= self.cfg.n_trials
+                or self._held() >= self.cfg.concurrency
+            ):
                 return None
             d = self._next_dispatch()
             if d is None:
                 continue
-            outcome = self.paths.outcome(d.arch.hash, self.eval_fp)
-            if outcome.is_file():  # identical architecture already scored: reuse it
-                self._tell(
-                    d.trial, {"number": d.number, "cached": True, **json.loads(outcome.read_text())}
-                )
+            if d.arch_hash in self.evaluated:  # identical architecture already scored
+                self._answer_duplicate(d)
                 continue
-            if any(x.arch.hash == d.arch.hash for x in self.in_flight.values()):
-                self.held.setdefault(d.arch.hash, []).append(d)
+            if any(x.arch_hash == d.arch_hash for x in self.in_flight.values()):
+                self.held.setdefault(d.arch_hash, []).append(d)
                 return None
+            self.duplicate_streak = 0
             self.in_flight[tune_trial_id] = d
             return self._trial_config(d)
 
     def _stored_dispatch(self, number: int) -> _Dispatch:
-        """A trial already asked (by this or a dead driver), rebuilt from its stored arch."""
+        """A trial already asked (by this or a dead driver), rebuilt from its stored record."""
         trial = self._trial(number)
-        frozen = self.study._storage.get_trial(trial._trial_id)
-        return _Dispatch(number, trial, ArchConfig.model_validate(frozen.user_attrs["arch"]))
+        record = read_record(self.study._storage.get_trial(trial._trial_id))
+        assert record is not None  # only trials with a record are queued for re-dispatch
+        return _Dispatch(number, trial, record)
 
     def _next_dispatch(self) -> _Dispatch | None:
         if self.redispatch:
@@ -157,82 +225,125 @@ class SearchRun:
         except ValueError as exc:  # cannot happen with a consistent space; never leave RUNNING
             self._fail(trial, f"could not decode parameters: {exc}")
             return None
-        trial.set_user_attr("arch", arch.to_dict())
-        trial.set_user_attr("arch_hash", arch.hash)
-        trial.set_user_attr("label", arch.label())
-        return _Dispatch(trial.number, trial, arch)
+        record = TrialRecord(
+            arch=arch.to_dict(),
+            arch_hash=arch.hash,
+            label=arch.label(),
+            baseline=trial.user_attrs.get("baseline"),
+            eval_fingerprint=self.eval_fp,
+        )
+        self._store(trial, record)
+        return _Dispatch(trial.number, trial, record)
 
     def _trial_config(self, d: _Dispatch) -> dict[str, Any]:
         return {
             "number": d.number,
-            "arch": d.arch.to_dict(),
+            "arch": d.record.arch,
             "eval": self.cfg.eval.model_dump(mode="json"),
-            "study_dir": str(self.paths.root),
+            "evals_dir": str(self.paths.evals),
             "constraints": self.cfg.constraints.active(),
-            "pessimistic_accuracy": self.cfg.pessimistic_accuracy,
         }
 
-    def trial_finished(self, tune_trial_id: str, error: bool) -> None:
+    def trial_finished(self, tune_trial_id: str, result: dict | None, error: bool) -> None:
         d = self.in_flight.pop(tune_trial_id, None)
         if d is None:
             return
-        self._settle(d, reason="worker crashed" if error else "worker reported no result")
-        for dup in self.held.pop(d.arch.hash, []):
+        outcome = self._reported_outcome(d, result) or self._durable_outcome(d.arch)
+        if outcome is not None:
+            self._tell(d, outcome, node=(result or {}).get("node"))
+        else:
+            reason = "worker crashed" if error else "worker reported no result"
+            workdir = eval_dir(self.paths.evals, d.arch, self.cfg.eval)
+            last = EvalDir(workdir, d.arch_hash, self.eval_fp).last_error()
+            self._fail(d.trial, f"{reason}: {last}" if last else reason, d.record)
+        for dup in self.held.pop(d.arch_hash, []):
             self.redispatch.append(dup.number)
 
-    def _settle(self, d: _Dispatch, reason: str) -> None:
-        result = self.paths.result(d.number)
-        if result.is_file():
-            self._tell(d.trial, json.loads(result.read_text()))
-            return
-        err = self.paths.error(d.number)
-        if err.is_file():
-            lines = [ln for ln in err.read_text().splitlines() if ln.strip()]
-            reason = f"{reason}: {lines[-1]}" if lines else reason
-        self._fail(d.trial, reason)
+    def _reported_outcome(self, d: _Dispatch, result: dict | None) -> Outcome | None:
+        """The outcome the worker reported to Tune, if it is for this trial's request."""
+        raw = (result or {}).get("outcome")
+        if not raw:
+            return None
+        outcome = Outcome.model_validate_json(raw)
+        if (outcome.arch_hash, outcome.eval_fingerprint) != (d.arch_hash, self.eval_fp):
+            log.warning(
+                "trial %d: the worker reported arch %s / eval %s, not the %s / %s asked for; "
+                "ignored",
+                d.number,
+                outcome.arch_hash,
+                outcome.eval_fingerprint,
+                d.arch_hash,
+                self.eval_fp,
+            )
+            return None
+        return outcome
 
     # -- telling Optuna ----------------------------------------------------------------------
-    def _tell(self, trial: optuna.Trial, result: dict[str, Any]) -> None:
-        metrics = result.get("metrics", {})
-        status = result.get("status")
-        trial.set_user_attr("status", status)
-        trial.set_user_attr("metrics", metrics)
-        if result.get("cached"):
-            trial.set_user_attr("cached", True)
-        if result.get("node"):
-            trial.set_user_attr("node", result["node"])
-        if status == "nan_loss":
-            self._fail(trial, f"nan_loss at epoch {metrics.get('failed_epoch')}")
+    def _tell(self, d: _Dispatch, outcome: Outcome, node: str | None = None) -> None:
+        record = TrialRecord.model_validate(
+            d.record.model_dump()
+            | outcome.model_dump(include=_OUTCOME_FIELDS)
+            | {"node": node or d.record.node}
+        )
+        if outcome.status == "nan_loss":
+            self._fail(d.trial, f"nan_loss at epoch {outcome.failed_epoch}", record)
             return
-        if status not in ("ok", "infeasible"):
-            self._fail(trial, f"unknown worker status {status!r}")
-            return
+        told = {"accuracy": self.cfg.pessimistic_accuracy} if outcome.status == "infeasible" else {}
         values = []
         for name in self.cfg.objectives:
-            v = metrics.get(name)
+            v = told.get(name, getattr(record, name))
             if v is None or not math.isfinite(float(v)):
-                self._fail(trial, f"missing or non-finite metric {name!r}: {v!r}")
+                self._fail(d.trial, f"missing or non-finite metric {name!r}: {v!r}", record)
                 return
             values.append(float(v))
-        constraints = result.get("constraints", {})
-        trial.set_user_attr(
-            "constraints", [constraints.get(k, 0.0) for k in self.cfg.constraints.active()] or [0.0]
+        constraints = [outcome.constraints.get(k, 0.0) for k in self.cfg.constraints.active()]
+        self._complete(d.trial, record, values, constraints or [0.0])
+        self.completed += 1
+        self.evaluated.setdefault(
+            d.arch_hash, _Evaluated(d.number, values, record, constraints or [0.0])
         )
+        self._progress(f"#{d.number} {outcome.status} {record.label}")
+
+    def _answer_duplicate(self, d: _Dispatch) -> None:
+        """Tell a repeat proposal the answer of the trial that evaluated its architecture: the
+        sampler learns the point is taken, and the budget is not spent."""
+        first = self.evaluated[d.arch_hash]
+        record = first.record.model_copy(
+            update={"duplicate_of": first.number, "baseline": d.record.baseline, "node": None}
+        )
+        self._complete(d.trial, record, first.values, first.constraints)
+        self.duplicates += 1
+        self.duplicate_streak += 1
+        self._progress(f"#{d.number} duplicate of #{first.number}")
+        if self.duplicate_streak >= DUPLICATE_STREAK_LIMIT:
+            self.stop_reason = (
+                f"the sampler proposed {self.duplicate_streak} already-evaluated architectures "
+                f"in a row ({len(self.evaluated)} distinct of {self.space_size:,} in the space); "
+                "widen the space or change the sampler"
+            )
+        elif len(self.evaluated) >= self.space_size:
+            self.stop_reason = f"every architecture of the space ({self.space_size:,}) is evaluated"
+
+    def _complete(
+        self, trial: optuna.Trial, record: TrialRecord, values: list[float], constraints: list
+    ) -> None:
+        trial.set_user_attr("constraints", constraints)  # what constrained samplers read
+        self._store(trial, record)
         crash_point("before_tell")
         self.study.tell(trial, values)
         crash_point("after_tell")
-        self.completed += 1
         self.told += 1
-        label = trial.user_attrs.get("label") or metrics.get("arch_hash", "")
-        self.on_progress(self.completed, self.cfg.n_trials, f"#{trial.number} {status} {label}")
 
-    def _fail(self, trial: optuna.Trial, reason: str) -> None:
-        trial.set_user_attr("fail_reason", reason)
+    def _progress(self, msg: str) -> None:
+        self.on_progress(self.completed, self.cfg.n_trials, msg)
+
+    def _fail(self, trial: optuna.Trial, reason: str, record: TrialRecord | None = None) -> None:
+        base = record or TrialRecord(arch=None, arch_hash=None, label=None, eval_fingerprint=None)
+        self._store(trial, base.model_copy(update={"status": "failed", "fail_reason": reason}))
         self.study.tell(trial, state=TrialState.FAIL)
-        self.failed += 1
         self.failed_this_run += 1
         log.warning("trial %d failed: %s", trial.number, reason)
-        self.on_progress(self.completed, self.cfg.n_trials, f"#{trial.number} FAIL {reason}")
+        self._progress(f"#{trial.number} FAIL {reason}")
 
     def settle_interrupted(self, reason: str) -> None:
         """After Tune returns: nothing may stay RUNNING; unfinished work is re-queued."""
@@ -242,16 +353,22 @@ class SearchRun:
         leftovers += [self._stored_dispatch(n) for n in self.redispatch]
         self.redispatch.clear()
         for d in leftovers:
-            if self.paths.result(d.number).is_file():
-                self._tell(d.trial, json.loads(self.paths.result(d.number).read_text()))
+            if d.arch_hash in self.evaluated:
+                self._answer_duplicate(d)
                 continue
-            # Re-queue the same architecture first: it resumes from its epoch checkpoints.
+            if (outcome := self._durable_outcome(d.arch)) is not None:
+                self._tell(d, outcome)
+                continue
+            # Re-queue the same architecture first: it resumes from its epoch checkpoint.
             self.study.enqueue_trial(
-                self.space.encode(d.arch), user_attrs={"requeued_from": d.number}
+                self.space.encode(d.arch),
+                user_attrs={"requeued_from": d.number}
+                | ({"baseline": d.record.baseline} if d.record.baseline else {}),
             )
-            trial = d.trial
-            trial.set_user_attr("fail_reason", reason)
-            self.study.tell(trial, state=TrialState.FAIL)
+            self._store(
+                d.trial, d.record.model_copy(update={"status": "failed", "fail_reason": reason})
+            )
+            self.study.tell(d.trial, state=TrialState.FAIL)
 
 
 class _Unpicklable:
@@ -281,7 +398,7 @@ class _StudySearcher(_Unpicklable, Searcher):
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        self.run.trial_finished(trial_id, error)
+        self.run.trial_finished(trial_id, result, error)
 
 
 class _StopOnRequest(_Unpicklable, Stopper):
@@ -352,9 +469,15 @@ def _gpus_per_trial(cfg: SearchConfig) -> int:
 def run_search(
     cfg: SearchConfig,
     *,
+    resume: bool = False,
     on_progress: Callable[[int, int, str], None] = lambda done, total, msg: None,
 ) -> SearchOutcome:
-    """Run (or resume) ``cfg``'s study until it holds ``n_trials`` COMPLETE trials."""
+    """Run ``cfg``'s study until it holds ``n_trials`` distinct evaluated architectures.
+
+    An existing study is resumed (same config required); ``resume=True`` refuses to create
+    one. A new study started in a folder holding another study's files moves them aside
+    first (``SearchOutcome.moved_aside`` says where).
+    """
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # our handler stops gracefully
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Tune's CSV/JSON/TensorBoard loggers duplicate what the study and the durable trial files
@@ -375,13 +498,10 @@ def run_search(
 
     check_data_dir(cfg.eval.dataset, cfg.eval.data_dir, cfg.eval.download)
     paths = StudyPaths(cfg.study_dir)
-    lock = acquire_lock(paths, cfg.storage_url)
+    lock = acquire_lock(paths, cfg.study, cfg.storage_url)
     try:
-        study = open_study(cfg)
-        if not paths.config.is_file():
-            from search.configio import dump_config
-
-            dump_config(cfg, paths.config)
+        study, created = open_or_create(cfg, must_exist=resume)
+        moved = claim_folder(paths, cfg, study, created)
         run = SearchRun(cfg, study, SearchSpace(cfg.space), paths, on_progress)
         run.reconcile()
         run.enqueue_baselines()
@@ -392,11 +512,13 @@ def run_search(
             study=study,
             completed=run.completed,
             target=cfg.n_trials,
+            duplicates=run.duplicates,
             told_this_run=run.told,
             failed_this_run=run.failed_this_run,
             stop_reason=run.stop_reason,
             seconds=time.perf_counter() - t0,
             paths=paths,
+            moved_aside=moved,
         )
     finally:
         lock.release()

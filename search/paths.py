@@ -3,19 +3,21 @@
 runs/<study>/
   study.db                      Optuna storage (SQLite default; the driver is its one writer)
   config.yaml                   the config the study was started with (``attnas resume``)
+  study.json                    which study this folder belongs to: name, storage, uid
   driver.lock                   held by the live driver
-  trials/<number>/result.json   a worker's outcome, written atomically before it reports
-  trials/<number>/error.txt     why a worker crashed
-  evals/<arch>-<eval>/          per (architecture, eval settings): checkpoints and records
-    seeds.jsonl                 one line per seed trained to completion (append-only)
-    seed<k>.pt                  last per-epoch checkpoint of a seed still in training
-    outcome.json                the finished evaluation: the cache a duplicate reuses
+  evals/<arch>-<eval>/          per (architecture, evaluation fingerprint): see
+                                ``evaluators.workdir`` (checkpoint, outcome, epoch log)
+  stale-<time>/                 an earlier study's files, moved aside when a new study
+                                started in this folder
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+# What a study writes into its folder; a new study moves an old study's copies aside.
+STUDY_FILES = ("config.yaml", "study.json", "evals", "trials", "report", "trials.csv")
 
 
 @dataclass(frozen=True)
@@ -27,20 +29,13 @@ class StudyPaths:
         return self.root / "config.yaml"
 
     @property
+    def identity(self) -> Path:
+        return self.root / "study.json"
+
+    @property
     def lock(self) -> Path:
         return self.root / "driver.lock"
 
-    def trial_dir(self, number: int) -> Path:
-        return self.root / "trials" / str(number)
-
-    def result(self, number: int) -> Path:
-        return self.trial_dir(number) / "result.json"
-
-    def error(self, number: int) -> Path:
-        return self.trial_dir(number) / "error.txt"
-
-    def eval_dir(self, arch_hash: str, eval_fingerprint: str) -> Path:
-        return self.root / "evals" / f"{arch_hash}-{eval_fingerprint}"
-
-    def outcome(self, arch_hash: str, eval_fingerprint: str) -> Path:
-        return self.eval_dir(arch_hash, eval_fingerprint) / "outcome.json"
+    @property
+    def evals(self) -> Path:
+        return self.root / "evals"

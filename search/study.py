@@ -1,16 +1,21 @@
-"""Opening a study safely: one driver at a time, the same config as before, clear errors.
+"""Opening a study safely: one driver at a time, the same config as before, the right folder.
 
 Optuna storage is the single record of a search. This module owns the checks made before
-anything is written to it: the driver lock, a readable storage, and a fingerprint of the
-space, evaluation settings and objectives that a resumed run must match.
+anything is written to it: the driver lock, a readable storage, a fingerprint of the space,
+evaluation settings and objectives that a resumed run must match, and the study folder's
+identity (``study.json``: name, storage and a uid that the stored study also carries), so that
+a folder never lends its files to another study.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import re
+import time
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +25,10 @@ import optuna
 from optuna.samplers import BaseSampler
 
 from search.config import ConfigError, SearchConfig, fingerprint_difference
-from search.paths import StudyPaths
+from search.paths import STUDY_FILES, StudyPaths
 
 FINGERPRINT_ATTR = "attnas_fingerprint"
+UID_ATTR = "attnas_uid"
 
 
 class StudyLockedError(RuntimeError):
@@ -94,12 +100,13 @@ def _pg_lock(url: str, study: str) -> _PgLock:
     return _PgLock(conn, key)
 
 
-def acquire_lock(paths: StudyPaths, storage_url: str | None = None) -> DriverLock:
-    """A PostgreSQL advisory lock for PostgreSQL storage (drivers may run on different hosts),
-    an exclusive flock on the study folder otherwise."""
+def acquire_lock(paths: StudyPaths, study: str, storage_url: str | None = None) -> DriverLock:
+    """A PostgreSQL advisory lock on the study's name for PostgreSQL storage (drivers may run
+    on different hosts, from copies of the folder), an exclusive flock on the study folder
+    otherwise (its SQLite file lives there)."""
     paths.root.mkdir(parents=True, exist_ok=True)
     if storage_url and storage_url.startswith("postgresql"):
-        return DriverLock(_pg_lock(storage_url, paths.root.name))
+        return DriverLock(_pg_lock(storage_url, study))
     handle = open(paths.lock, "a+")  # noqa: SIM115  (held for the driver's lifetime)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -108,8 +115,7 @@ def acquire_lock(paths: StudyPaths, storage_url: str | None = None) -> DriverLoc
         owner = handle.read().strip() or "unknown"
         handle.close()
         raise StudyLockedError(
-            f"study {paths.root.name} is locked by another driver ({owner}); "
-            "wait for it or stop it first"
+            f"study {study} is locked by another driver ({owner}); wait for it or stop it first"
         ) from None
     handle.seek(0)
     handle.truncate()
@@ -158,13 +164,15 @@ def connect_storage(url: str) -> optuna.storages.BaseStorage:
 
 
 def check_existing(cfg: SearchConfig) -> None:
-    """Refuse, before anything is printed or written, a config that differs from the study's."""
+    """Refuse, before anything is printed or written, a config that differs from the study's,
+    or a folder that belongs to another study."""
     storage = connect_storage(cfg.storage_url)
     try:
         study = optuna.load_study(study_name=cfg.study, storage=storage)
     except KeyError:
         return
     _check_fingerprint(study, cfg)
+    _check_identity(StudyPaths(cfg.study_dir), cfg, study)
 
 
 def _check_fingerprint(study: optuna.Study, cfg: SearchConfig) -> None:
@@ -176,8 +184,9 @@ def _check_fingerprint(study: optuna.Study, cfg: SearchConfig) -> None:
         raise ConfigError(f"study {cfg.study!r} was created with a different config: {diff}")
 
 
-def open_study(cfg: SearchConfig, *, must_exist: bool = False) -> optuna.Study:
-    """Create the study or load it after checking it was made with the same config."""
+def open_or_create(cfg: SearchConfig, *, must_exist: bool = False) -> tuple[optuna.Study, bool]:
+    """The study (loaded after checking it was made with the same config) and whether it was
+    created just now."""
     storage = connect_storage(cfg.storage_url)
     try:
         existing = optuna.load_study(
@@ -185,19 +194,77 @@ def open_study(cfg: SearchConfig, *, must_exist: bool = False) -> optuna.Study:
         )
     except KeyError:
         existing = None
-    if existing is None:
-        if must_exist:
-            raise ConfigError(f"no study {cfg.study!r} in {mask_url(cfg.storage_url)}")
-        study = optuna.create_study(
-            study_name=cfg.study,
-            storage=storage,
-            directions=cfg.directions,
-            sampler=make_sampler(cfg),
-        )
-        study.set_user_attr(FINGERPRINT_ATTR, cfg.fingerprint())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(list(cfg.objectives))
-        return study
-    _check_fingerprint(existing, cfg)
-    return existing
+    if existing is not None:
+        _check_fingerprint(existing, cfg)
+        return existing, False
+    if must_exist:
+        raise ConfigError(f"no study {cfg.study!r} in {mask_url(cfg.storage_url)}")
+    study = optuna.create_study(
+        study_name=cfg.study,
+        storage=storage,
+        directions=cfg.directions,
+        sampler=make_sampler(cfg),
+    )
+    study.set_user_attr(FINGERPRINT_ATTR, cfg.fingerprint())
+    study.set_user_attr(UID_ATTR, uuid.uuid4().hex)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(cfg.objectives))
+    return study, True
+
+
+def open_study(cfg: SearchConfig, *, must_exist: bool = False) -> optuna.Study:
+    """Create the study or load it after checking its config and its folder."""
+    study, _ = open_or_create(cfg, must_exist=must_exist)
+    _check_identity(StudyPaths(cfg.study_dir), cfg, study)
+    return study
+
+
+def _read_identity(paths: StudyPaths) -> dict[str, Any] | None:
+    try:
+        found = json.loads(paths.identity.read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _check_identity(paths: StudyPaths, cfg: SearchConfig, study: optuna.Study) -> None:
+    """A folder whose ``study.json`` names another study's uid is refused: its evaluations
+    and config are not this study's."""
+    found = _read_identity(paths)
+    uid = study.user_attrs.get(UID_ATTR)
+    if found is None or uid is None or found.get("uid") == uid:
+        return
+    raise ConfigError(
+        f"{paths.root} holds the files of another study ({found.get('study')!r} uid "
+        f"{found.get('uid')}) than {cfg.study!r} in {mask_url(cfg.storage_url)} (uid {uid}); "
+        "run that study from its own folder, or start this one in a new folder"
+    )
+
+
+def claim_folder(
+    paths: StudyPaths, cfg: SearchConfig, study: optuna.Study, created: bool
+) -> Path | None:
+    """Make the study folder this study's: for a new study, move any earlier study's files
+    aside (returns where); then write ``config.yaml`` and ``study.json`` if missing."""
+    from search.configio import dump_config
+
+    moved = None
+    if created:
+        stale = [paths.root / name for name in STUDY_FILES if (paths.root / name).exists()]
+        if stale:
+            moved = paths.root / f"stale-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            moved.mkdir()
+            for path in stale:
+                path.rename(moved / path.name)
+    _check_identity(paths, cfg, study)
+    uid = study.user_attrs.get(UID_ATTR)
+    if uid is None:  # a study from before folders knew their study
+        uid = uuid.uuid4().hex
+        study.set_user_attr(UID_ATTR, uid)
+    if not paths.config.is_file():
+        dump_config(cfg, paths.config)
+    if _read_identity(paths) is None:
+        identity = {"study": cfg.study, "storage": strip_password(cfg.storage_url), "uid": uid}
+        paths.identity.write_text(json.dumps(identity, indent=2) + "\n")
+    return moved

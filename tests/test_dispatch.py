@@ -1,77 +1,168 @@
-"""The driver's dispatch bookkeeping without Ray: trials waiting to be re-dispatched (after a
-dead driver, or behind an identical architecture in flight) must go out even when they are
-the last ones the budget allows. A CI run once hung for ever on exactly that."""
+"""The driver's dispatch bookkeeping without Ray: re-dispatch after a dead driver, duplicates
+held behind a twin, duplicates answered without spending the budget, a sampler that can only
+repeat itself, and results that do not match the request."""
 
 from __future__ import annotations
 
-import json
+import logging
 
 from ray.tune.search import Searcher
 
+from evaluators import Outcome, eval_dir
+from evaluators.workdir import EvalDir
+from results.record import read_record
 from search.config import load_config
-from search.driver import SearchRun
+from search.driver import DUPLICATE_STREAK_LIMIT, SearchRun
 from search.paths import StudyPaths
 from search.study import open_study
-from spaces import SearchSpace
+from spaces import ArchConfig, SearchSpace
 from tests.studies import make_config
 
 
-def _run(tmp_path, n_trials: int) -> SearchRun:
-    cfg = load_config(make_config(tmp_path, None, n_trials=n_trials, study="dispatch"))
+def _run(tmp_path, n_trials: int, **changes) -> SearchRun:
+    cfg = load_config(make_config(tmp_path, None, n_trials=n_trials, study="dispatch", **changes))
     paths = StudyPaths(cfg.study_dir)
     paths.root.mkdir(parents=True, exist_ok=True)
     return SearchRun(cfg, open_study(cfg), SearchSpace(cfg.space), paths)
 
 
-def _finish(run: SearchRun, config: dict) -> None:
-    """What a worker leaves behind: the evaluation's outcome and the trial's result."""
-    from spaces import ArchConfig
+def _outcome(run: SearchRun, arch: ArchConfig, accuracy: float = 0.5) -> Outcome:
+    return Outcome(
+        status="ok",
+        arch=arch.to_dict(),
+        arch_hash=arch.hash,
+        eval_fingerprint=run.eval_fp,
+        split="val",
+        seeds=[0, 1],
+        accuracy=accuracy,
+        accuracy_std=0.0,
+        accuracies=[accuracy],
+        accuracies_per_seed=[[accuracy], [accuracy]],
+        latency_ms=1.0,
+        latency_iqr_ms=0.1,
+        latency_rel=1.2,
+        reference_latency_ms=0.8,
+        flops=1000,
+        params=100 + len(arch.label()),
+        train_seconds=1.0,
+        device="cpu",
+        hardware={"name": "test"},
+    )
 
+
+def _finish(run: SearchRun, tune_id: str, config: dict, durable: bool = False) -> None:
+    """What a worker does: report the outcome to Tune (and, with ``durable``, leave it in the
+    evaluation's folder only, as when the driver died before Tune delivered the result)."""
     arch = ArchConfig.model_validate(config["arch"])
-    outcome = {
-        "status": "ok",
-        "constraints": {},
-        "metrics": {"accuracy": 0.5, "latency_rel": 1.2, "arch_hash": arch.hash},
-        "arch_hash": arch.hash,
-    }
-    path = run.paths.outcome(arch.hash, run.eval_fp)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(outcome))
-    result = run.paths.result(config["number"])
-    result.parent.mkdir(parents=True, exist_ok=True)
-    result.write_text(json.dumps({"number": config["number"], **outcome}))
+    outcome = _outcome(run, arch)
+    if durable:
+        workdir = eval_dir(run.paths.evals, arch, run.cfg.eval)
+        EvalDir(workdir, arch.hash, run.eval_fp).write("outcome.json", outcome)
+        run.trial_finished(tune_id, None, error=True)
+    else:
+        run.trial_finished(tune_id, {"outcome": outcome.model_dump_json()}, error=False)
 
 
-def test_duplicate_held_behind_its_twin_is_told_when_it_is_the_last(tmp_path):
+def test_duplicate_held_behind_its_twin_is_answered_without_spending_budget(tmp_path):
     run = _run(tmp_path, n_trials=2)
-    params = run.space.encode(run.space.baselines()[1].arch)
-    run.study.enqueue_trial(params)
-    run.study.enqueue_trial(params)  # the same architecture again: held behind the first
+    twin = run.space.encode(run.space.baselines()[1].arch)
+    other = run.space.encode(run.space.baselines()[2].arch)
+    for params in (twin, twin, other):
+        run.study.enqueue_trial(params)
 
     first = run.next_config("tune-a")
     assert isinstance(first, dict) and first["number"] == 0
-    assert run.next_config("tune-b") is None and sum(map(len, run.held.values())) == 1
+    assert run.next_config("tune-b") is None  # #1 is held behind #0 ...
+    assert sum(map(len, run.held.values())) == 1
+    second = run.next_config("tune-b")  # ... and Tune's next call gets #2
+    assert second["number"] == 2
 
-    _finish(run, first)
-    run.trial_finished("tune-a", error=False)
-    assert run.next_config("tune-c") == Searcher.FINISHED  # the twin is told from the cache
-    states = [t.state.name for t in run.study.trials]
-    assert states == ["COMPLETE", "COMPLETE"] and run.study.trials[1].user_attrs["cached"]
+    _finish(run, "tune-a", first)
+    assert run.next_config("tune-c") is None  # #1 answered from #0; #2 still fills the budget
+    _finish(run, "tune-b", second)
+    assert run.next_config("tune-d") == Searcher.FINISHED
+    assert [t.state.name for t in run.study.trials] == ["COMPLETE"] * 3
+    records = [read_record(t) for t in run.study.trials]
+    assert records[1].duplicate_of == 0 and records[1].arch_hash == records[0].arch_hash
+    assert run.study.trials[1].values == run.study.trials[0].values
+    assert (run.completed, run.duplicates) == (2, 1)  # n_trials counts architectures
 
 
 def test_trials_left_running_by_a_dead_driver_go_out_when_they_fill_the_budget(tmp_path):
-    run = _run(tmp_path, n_trials=2)
-    for baseline in run.space.baselines()[:2]:  # asked by a driver that then died
-        run.study.enqueue_trial(run.space.encode(baseline.arch))
-        trial = run.study.ask()
-        trial.set_user_attr("arch", run.space.suggest(trial).to_dict())
+    dead = _run(tmp_path, n_trials=2)
+    for baseline in dead.space.baselines()[:2]:  # asked and recorded by a driver that then died
+        dead.study.enqueue_trial(dead.space.encode(baseline.arch))
+        dead._next_dispatch()
     resumed = _run(tmp_path, n_trials=2)
     resumed.reconcile()
     assert list(resumed.redispatch) == [0, 1]
     configs = [resumed.next_config("tune-a"), resumed.next_config("tune-b")]
     assert [c["number"] for c in configs] == [0, 1]
-    for tune_id, config in zip(("tune-a", "tune-b"), configs, strict=True):
-        _finish(resumed, config)
-        resumed.trial_finished(tune_id, error=False)
+    _finish(resumed, "tune-a", configs[0])
+    _finish(resumed, "tune-b", configs[1], durable=True)  # told from the verified workdir
     assert resumed.next_config("tune-c") == Searcher.FINISHED
     assert [t.state.name for t in resumed.study.trials] == ["COMPLETE", "COMPLETE"]
+
+
+def test_reconcile_tells_a_durable_outcome_only_for_the_trials_own_architecture(tmp_path):
+    dead = _run(tmp_path, n_trials=3)
+    baselines = dead.space.baselines()
+    dead.study.enqueue_trial(dead.space.encode(baselines[1].arch))
+    d = dead._next_dispatch()
+    # Another architecture's outcome planted in this trial's evaluation folder: never used.
+    workdir = eval_dir(dead.paths.evals, d.arch, dead.cfg.eval)
+    EvalDir(workdir, baselines[2].arch.hash, dead.eval_fp).write(
+        "outcome.json", _outcome(dead, baselines[2].arch)
+    )
+    resumed = _run(tmp_path, n_trials=3)
+    resumed.reconcile()
+    assert list(resumed.redispatch) == [0]  # re-run, not told someone else's numbers
+    assert resumed.study.trials[0].state.name == "RUNNING"
+
+
+def test_reported_outcome_for_another_request_is_refused(tmp_path, caplog):
+    run = _run(tmp_path, n_trials=2)
+    baselines = run.space.baselines()
+    run.study.enqueue_trial(run.space.encode(baselines[1].arch))
+    config = run.next_config("tune-a")
+    wrong = _outcome(run, baselines[2].arch)
+    with caplog.at_level(logging.WARNING):
+        run.trial_finished("tune-a", {"outcome": wrong.model_dump_json()}, error=False)
+    assert "not the" in caplog.text and config["number"] == 0
+    trial = run.study.trials[0]
+    assert trial.state.name == "FAIL"
+    assert read_record(trial).fail_reason == "worker reported no result"
+    assert run.completed == 0
+
+
+def test_a_sampler_that_only_repeats_itself_stops_the_search(tmp_path):
+    run = _run(tmp_path, n_trials=5)
+    params = run.space.encode(run.space.baselines()[1].arch)
+    for _ in range(DUPLICATE_STREAK_LIMIT + 5):
+        run.study.enqueue_trial(params)
+    config = run.next_config("tune-a")
+    _finish(run, "tune-a", config)
+    assert run.next_config("tune-b") == Searcher.FINISHED
+    assert run.stop_reason.startswith(f"the sampler proposed {DUPLICATE_STREAK_LIMIT} already")
+    assert (run.completed, run.duplicates) == (1, DUPLICATE_STREAK_LIMIT)
+    assert {t.state.name for t in run.study.trials} == {"COMPLETE", "WAITING"}  # none RUNNING
+
+
+def test_an_exhausted_space_stops_the_search(tmp_path):
+    run = _run(
+        tmp_path,
+        n_trials=4,
+        space__attentions=["none", "se"],
+        space__positions=["standard"],
+        space__reductions=[16],
+        space__searched_stages=[3],
+    )
+    assert run.space_size == 2
+    for baseline in run.space.baselines()[:2]:
+        run.study.enqueue_trial(run.space.encode(baseline.arch))
+    configs = [run.next_config("tune-a"), run.next_config("tune-b")]
+    for tune_id, config in zip(("tune-a", "tune-b"), configs, strict=True):
+        _finish(run, tune_id, config)
+    assert run.next_config("tune-c") == Searcher.FINISHED  # the next proposal can only repeat
+    assert run.stop_reason == "every architecture of the space (2) is evaluated"
+    assert (run.completed, run.duplicates) == (2, 1)
