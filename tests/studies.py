@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -46,12 +47,24 @@ def make_config(tmp_path: Path, address: str, **changes) -> Path:
 
 
 def trained_pairs(study_dir: Path):
-    """(arch hash, seed) pairs trained to completion, from the trainer's append-only records."""
-    from collections import Counter
-
+    """How often each (arch hash, eval fingerprint, seed, epoch) was trained to a checkpoint,
+    from the evaluations' append-only epoch logs: 1 everywhere means nothing was re-trained."""
     pairs: Counter = Counter()
-    for f in (study_dir / "evals").glob("*/seeds.jsonl"):
+    for f in (study_dir / "evals").glob("*/epochs.jsonl"):
         for line in f.read_text().splitlines():
             r = json.loads(line)
-            pairs[(r["arch_hash"], r["seed"])] += 1
+            for seed in r["seeds"]:
+                pairs[(r["arch_hash"], r["eval_fingerprint"], seed, r["epoch"])] += 1
     return pairs
+
+
+def state_counts(study) -> Counter:
+    """Trials by state, plus ``architectures``: the COMPLETE trials ``n_trials`` counts (a
+    duplicate proposal answered from an earlier trial's evaluation is COMPLETE but not one)."""
+    from results.record import read_record
+
+    counts = Counter(t.state.name for t in study.trials)
+    counts["architectures"] = sum(
+        t.state.name == "COMPLETE" and read_record(t).counts for t in study.trials
+    )
+    return counts

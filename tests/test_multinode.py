@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from results.record import read_record
 from search.config import load_config
 from tests.studies import make_config, trained_pairs
 
@@ -131,9 +132,9 @@ def test_search_spreads_over_nodes_and_survives_a_node_death(tmp_path, two_nodes
             trials = optuna.load_study(study_name="nodes", storage=storage).trials
         except Exception:
             continue
-        done = [t for t in trials if t.state.name == "COMPLETE" and "node" in t.user_attrs]
+        done = [read_record(t) for t in trials if t.state.name == "COMPLETE"]
         running = [t for t in trials if t.state.name == "RUNNING"]
-        if len({t.user_attrs["node"] for t in done}) >= 2 and len(running) >= 2:
+        if len({r.node for r in done if r and r.node}) >= 2 and len(running) >= 2:
             worker.send_signal(signal.SIGTERM)  # the worker node goes away mid-trial
             killed = True
     out, _ = driver.communicate(timeout=300)
@@ -141,8 +142,9 @@ def test_search_spreads_over_nodes_and_survives_a_node_death(tmp_path, two_nodes
     assert driver.returncode == 0, out
     study = optuna.load_study(study_name="nodes", storage=storage)
     states = Counter(t.state.name for t in study.trials)
-    assert states["COMPLETE"] == 8 and "RUNNING" not in states, states
-    failed = [t.user_attrs.get("fail_reason", "") for t in study.trials if t.state.name == "FAIL"]
+    counted = [t for t in study.trials if t.state.name == "COMPLETE" and read_record(t).counts]
+    assert len(counted) == 8 and "RUNNING" not in states, states
+    failed = [read_record(t).fail_reason for t in study.trials if t.state.name == "FAIL"]
     assert all(r for r in failed), failed  # a trial lost with its node is failed with a reason
     pairs = trained_pairs(cfg.study_dir)
     assert all(n == 1 for n in pairs.values()), pairs

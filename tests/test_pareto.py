@@ -25,6 +25,7 @@ from results.pareto import (
     reference_point,
     to_minimization,
 )
+from results.record import RecordError, TrialRecord
 
 SETTINGS = settings(max_examples=100, deadline=None)
 
@@ -215,9 +216,8 @@ def _arch(attention: str, kernel_size: int | str | None = None) -> dict:
     }
 
 
-def _metrics(acc: float, lat: float, status: str = "ok") -> dict:
+def _metrics(acc: float, lat: float) -> dict:
     return {
-        "status": status,
         "accuracy": acc,
         "accuracy_std": 0.01,
         "accuracies": [acc / 2, acc],
@@ -229,7 +229,6 @@ def _metrics(acc: float, lat: float, status: str = "ok") -> dict:
         "train_seconds": 3.5,
         "device": "cpu",
         "hardware": {"device": "cpu", "name": "Test CPU"},
-        "arch_hash": "ignored",
     }
 
 
@@ -244,17 +243,20 @@ def _add(study, values, attrs, state=TrialState.COMPLETE) -> None:
 
 
 def _driven(
-    attention: str, acc: float, lat: float, constraints: list[float], kernel_size=None
+    attention: str, acc: float, lat: float, constraints: list[float], kernel_size=None, **record
 ) -> dict:
-    arch = _arch(attention, kernel_size)
-    return {
-        "arch": arch,
-        "arch_hash": f"h-{attention}-{acc}",
-        "label": f"{attention}@post",
-        "status": "ok" if max(constraints) <= 0 else "infeasible",
-        "metrics": _metrics(acc, lat),
-        "constraints": constraints,
-    }
+    """The user attrs the driver writes: the typed record, and the samplers' constraints."""
+    bounds = ("max_latency_ms", "max_flops")
+    full = TrialRecord(
+        arch=_arch(attention, kernel_size),
+        arch_hash=f"h-{attention}-{acc}",
+        label=f"{attention}@post",
+        eval_fingerprint="fp",
+        status="ok" if max(constraints) <= 0 else "infeasible",
+        constraints=dict(zip(bounds, constraints, strict=False)),
+        **_metrics(acc, lat),
+    ).model_copy(update=record)
+    return {"record": full.model_dump(mode="json"), "constraints": constraints}
 
 
 @pytest.fixture
@@ -264,12 +266,20 @@ def study() -> optuna.Study:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         s.set_metric_names(["accuracy", "latency_ms"])
-    _add(s, [0.90, 10.0], {**_driven("none", 0.90, 10.0, [0.0]), "baseline": "plain"})  # front
-    _add(s, [0.80, 5.0], {**_driven("eca", 0.80, 5.0, [0.0], "auto"), "cached": True})  # front
+    _add(s, [0.90, 10.0], _driven("none", 0.90, 10.0, [0.0], baseline="plain"))  # front
+    _add(s, [0.80, 5.0], _driven("eca", 0.80, 5.0, [0.0], "auto", duplicate_of=0))  # front
     _add(s, [0.70, 8.0], _driven("eca", 0.70, 8.0, [-1.0, 0.0], 3))  # dominated by #1
     _add(s, [0.95, 4.0], _driven("cbam", 0.95, 4.0, [0.5]))  # would dominate all: infeasible
-    _add(s, None, {"fail_reason": "nan_loss at epoch 2"}, state=TrialState.FAIL)
-    _add(s, [0.60, 2.0], {})  # no user attrs at all: still a feasible front member
+    failed = TrialRecord(
+        arch=None,
+        arch_hash=None,
+        label=None,
+        eval_fingerprint=None,
+        status="failed",
+        fail_reason="nan_loss at epoch 2",
+    )
+    _add(s, None, {"record": failed.model_dump(mode="json")}, state=TrialState.FAIL)
+    _add(s, [0.60, 2.0], {})  # no record at all: still a feasible front member
     _add(s, None, {}, state=TrialState.RUNNING)
     return s
 
@@ -283,7 +293,7 @@ def test_trials_frame_columns_front_and_missing_attrs(study: optuna.Study) -> No
         "stage0_attention", "stage0_position", "stage0_kernel_size", "stage0_variant",
         "stage1_attention", "stage1_kernel_size", "accuracy_std", "latency_iqr_ms",
         "latency_rel", "flops", "params", "train_seconds", "device", "status", "device_name",
-        "constraint_violation", "feasible", "fail_reason", "cached", "is_baseline",
+        "constraint_violation", "feasible", "fail_reason", "duplicate_of", "is_baseline",
         "is_pareto", "pareto_rank",
     }  # fmt: skip
     assert expected <= set(df.columns)
@@ -303,7 +313,7 @@ def test_trials_frame_columns_front_and_missing_attrs(study: optuna.Study) -> No
 
     assert d["is_baseline"].tolist() == [True] + [False] * 6
     assert d.loc[0, "baseline"] == "plain"
-    assert d["cached"].tolist() == [False, True, False, False, False, False, False]
+    assert d.loc[1, "duplicate_of"] == 0 and d["duplicate_of"].drop(index=1).isna().all()
     assert d.loc[4, "state"] == "FAIL"
     assert d.loc[4, "fail_reason"] == "nan_loss at epoch 2"
     assert pd.isna(d.loc[0, "fail_reason"])
@@ -313,9 +323,25 @@ def test_trials_frame_columns_front_and_missing_attrs(study: optuna.Study) -> No
     assert d.loc[0, "accuracy"] == 0.90 and d.loc[1, "latency_ms"] == 5.0
     assert d.loc[1, "stage0_attention"] == "eca" and d.loc[1, "stage0_kernel_size"] == "auto"
     assert d.loc[1, "stage1_attention"] == "none"
-    assert d.loc[1, "arch_hash"] == "h-eca-0.8"  # the user attr, not the metrics' copy
+    assert d.loc[1, "arch_hash"] == "h-eca-0.8"
     assert d.loc[1, "device_name"] == "Test CPU" and d.loc[1, "flops"] == 1000
     assert pd.isna(d.loc[5, "label"]) and pd.isna(d.loc[5, "stage0_attention"])
+
+
+def test_a_record_of_an_unknown_version_is_an_error_not_a_guess(study: optuna.Study) -> None:
+    future = _driven("se", 0.5, 1.0, [0.0])
+    future["record"]["version"] = 7
+    _add(study, [0.5, 1.0], future)
+    with pytest.raises(RecordError, match="trial 7 has a record of version 7; this attnas reads"):
+        trials_frame(study)
+
+
+def test_a_record_with_an_untyped_key_is_refused(study: optuna.Study) -> None:
+    extra = _driven("se", 0.5, 1.0, [0.0])
+    extra["record"]["colour"] = "blue"
+    _add(study, [0.5, 1.0], extra)
+    with pytest.raises(RecordError, match="trial 7 has a malformed record: colour"):
+        trials_frame(study)
 
 
 def test_trials_frame_default_value_names_and_empty_study() -> None:

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from search.cli import app
 from search.config import load_config
 from search.driver import run_search
-from tests.studies import make_config, trained_pairs
+from tests.studies import make_config, state_counts, trained_pairs
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -29,13 +29,12 @@ runner = CliRunner()
 
 
 def _counts(cfg) -> Counter:
-    study = optuna.load_study(study_name=cfg.study, storage=cfg.storage_url)
-    return Counter(t.state.name for t in study.trials)
+    return state_counts(optuna.load_study(study_name=cfg.study, storage=cfg.storage_url))
 
 
 def _assert_exact(cfg, ledger) -> None:
     counts = _counts(cfg)
-    assert counts["COMPLETE"] == cfg.n_trials and "RUNNING" not in counts, counts
+    assert counts["architectures"] == cfg.n_trials and "RUNNING" not in counts, counts
     repeated = [p for p, n in trained_pairs(cfg.study_dir).items() if n != 1]
     assert not repeated, repeated
     ledger["trials_lost"].append(0)
@@ -88,7 +87,7 @@ def test_repeated_random_sigkills_end_exact(tmp_path, ray_cluster, ledger):
         proc.wait()
         kills += 1
         ledger["kills"].append("random")
-    assert kills >= 5 or _counts(cfg)["COMPLETE"] == cfg.n_trials
+    assert kills >= 5 or _counts(cfg)["architectures"] == cfg.n_trials
     run_search(cfg)
     _assert_exact(cfg, ledger)
     ledger["tests"].append("chaos")
@@ -213,7 +212,7 @@ def test_password_never_leaks(tmp_path, ray_cluster, postgres, ledger, monkeypat
 
 
 def test_crafted_yaml_and_pickle_are_refused(tmp_path, ledger):
-    from search.worker import load_checkpoint
+    from evaluators.workdir import load_checkpoint
 
     marker = tmp_path / "pwned"
     evil_yaml = tmp_path / "evil.yaml"

@@ -11,6 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from results.record import read_record
 from search.cli import app
 from search.config import load_config
 from search.driver import run_search
@@ -40,8 +41,8 @@ def test_exported_config_reproduces_the_trial(small_study, tmp_path):
     study = optuna.load_study(study_name="res", storage=small_study.storage_url)
     number = int(re.search(r"trial: (\d+)", out.read_text()).group(1))
     trial = study.trials[number]
-    assert arch.hash == trial.user_attrs["arch_hash"]
-    recorded = trial.user_attrs["metrics"]
+    recorded = read_record(trial).model_dump()
+    assert arch.hash == recorded["arch_hash"]
     result = runner.invoke(app, ["evaluate", str(out), "--config", str(study_dir / "config.yaml")])
     assert result.exit_code == 0, result.output
     acc = float(re.search(r"accuracy\s+[│|]\s+([0-9.]+)", result.output).group(1))
@@ -130,7 +131,8 @@ def test_plots_draw_the_study(small_study):
     artists = {a.get_gid(): a for a in fig.axes[0].get_children() if a.get_gid()}
     feasible = df[df["feasible"]]
     front = feasible[feasible["is_pareto"]]
-    assert len(artists["trials"].get_offsets()) == len(feasible) == small_study.n_trials
+    assert len(artists["trials"].get_offsets()) == len(feasible)
+    assert feasible["duplicate_of"].isna().sum() == small_study.n_trials
     assert len(artists["front"].get_offsets()) == len(front) == int(df["is_pareto"].sum())
     assert len(artists["front-line"].get_xdata()) == len(front)
     n_base = df[df["feasible"] & df["is_baseline"]]["baseline"].nunique()

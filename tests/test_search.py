@@ -15,11 +15,12 @@ from pathlib import Path
 import optuna
 import pytest
 
+from results.record import read_record
 from search.config import ConfigError, load_config
 from search.driver import run_search
 from search.paths import StudyPaths
 from search.study import StudyLockedError, acquire_lock
-from tests.studies import make_config, trained_pairs
+from tests.studies import make_config, state_counts, trained_pairs
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +38,7 @@ BIN = Path(sys.executable).parent
 
 def states(study_dir: Path, name: str, storage: str | None = None) -> Counter:
     url = storage or f"sqlite:///{study_dir / 'study.db'}"
-    study = optuna.load_study(study_name=name, storage=url)
-    return Counter(t.state.name for t in study.trials)
+    return state_counts(optuna.load_study(study_name=name, storage=url))
 
 
 def test_search_completes_exactly_n_with_baselines_once(tmp_path, ray_cluster, storage):
@@ -49,7 +49,9 @@ def test_search_completes_exactly_n_with_baselines_once(tmp_path, ray_cluster, s
     assert outcome.completed == 7 and outcome.stop_reason is None
     study = optuna.load_study(study_name="exact", storage=cfg.storage_url)  # a plain client
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert len(complete) == 7 and states(cfg.study_dir, "exact", storage).get("RUNNING") is None
+    counts = states(cfg.study_dir, "exact", storage)
+    assert counts["architectures"] == 7 and counts.get("RUNNING") is None
+    assert counts["COMPLETE"] == 7 + outcome.duplicates
     assert study.metric_names == ["accuracy", "latency_rel"]
     assert all(
         set(t.params)
@@ -112,7 +114,7 @@ def test_sigkill_then_resume_trains_each_pair_once(tmp_path, ray_cluster, storag
     assert before["COMPLETE"] >= 3
     outcome = run_search(load_config(config))
     after = states(study_dir, "killed", storage)
-    assert outcome.completed == 9 and after["COMPLETE"] == 9 and "RUNNING" not in after
+    assert outcome.completed == 9 and after["architectures"] == 9 and "RUNNING" not in after
     pairs = trained_pairs(study_dir)
     assert pairs and all(n == 1 for n in pairs.values()), pairs
 
@@ -128,14 +130,14 @@ def test_sigterm_stops_gracefully_and_resume_finishes(tmp_path, ray_cluster):
     assert "interrupted by SIGTERM" in out and "attnas resume" in out
     assert "RUNNING" not in states(study_dir, "termed")
     outcome = run_search(load_config(config))
-    assert outcome.completed == 8 and states(study_dir, "termed")["COMPLETE"] == 8
+    assert outcome.completed == 8 and states(study_dir, "termed")["architectures"] == 8
     assert all(n == 1 for n in trained_pairs(study_dir).values())
 
 
 def test_locked_study_and_changed_space_are_refused(tmp_path, ray_cluster, storage):
     config = make_config(tmp_path, ray_cluster, n_trials=2, study="guarded", storage=storage)
     cfg = load_config(config)
-    lock = acquire_lock(StudyPaths(cfg.study_dir), cfg.storage_url)
+    lock = acquire_lock(StudyPaths(cfg.study_dir), cfg.study, cfg.storage_url)
     try:
         with pytest.raises(StudyLockedError, match="locked by another driver"):
             run_search(cfg)
@@ -165,5 +167,5 @@ def test_diverging_trials_fail_with_reason_and_stop_after_max_failures(tmp_path,
     assert counts["FAIL"] in (3, 4) and "RUNNING" not in counts and outcome.completed == 0
     assert outcome.stop_reason and "max_failures=2" in outcome.stop_reason
     study = optuna.load_study(study_name="nan", storage=cfg.storage_url)
-    reasons = {t.user_attrs["fail_reason"] for t in study.trials if t.state.name == "FAIL"}
+    reasons = {read_record(t).fail_reason for t in study.trials if t.state.name == "FAIL"}
     assert reasons == {"nan_loss at epoch 1"}

@@ -4,13 +4,16 @@ handling with a real divergence."""
 from __future__ import annotations
 
 import json
-import math
+import logging
+import shutil
+import statistics
 import subprocess
 import sys
 
 import pytest
+import torch
 
-from evaluators import EvalConfig, TrainSettings, evaluate
+from evaluators import EpochReport, EvalConfig, TrainSettings, eval_dir, evaluate
 from spaces import StageChoice, uniform
 
 QUICK_ARCH = dict(widths=(16, 32, 64, 128), stem="cifar", image_size=16, in_chans=1)
@@ -59,16 +62,83 @@ def test_absurd_learning_rate_reports_nan_loss():
     cfg = quick_cfg(lr=1e6, epochs=2)
     m = evaluate(uniform("resnet18", **QUICK_ARCH), cfg)
     assert m.status == "nan_loss" and m.failed_epoch == 1
-    assert math.isnan(m.accuracy)
+    assert m.accuracy is None and m.accuracies == []
 
 
-def test_cache_returns_the_same_metrics(tmp_path):
-    cfg = quick_cfg(epochs=1).model_copy(update={"cache_dir": str(tmp_path)})
+def test_seeds_in_lockstep_train_exactly_as_each_seed_alone():
+    arch = uniform("resnet18", StageChoice(attention="se"), **QUICK_ARCH)
+    both = evaluate(arch, quick_cfg(epochs=2).model_copy(update={"seeds": (0, 1)}))
+    alone = [
+        evaluate(arch, quick_cfg(epochs=2).model_copy(update={"seeds": (seed,)})) for seed in (0, 1)
+    ]
+    assert both.accuracies_per_seed == [a.accuracies_per_seed[0] for a in alone]
+    # "accuracy after epoch k" is the mean over the seeds at k
+    per_epoch = zip(*both.accuracies_per_seed, strict=True)
+    assert both.accuracies == [statistics.fmean(epoch) for epoch in per_epoch]
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_killed_evaluation_resumes_from_its_last_epoch_and_ends_identical(tmp_path):
+    arch = uniform("resnet18", StageChoice(attention="eca"), **QUICK_ARCH)
+    cfg = quick_cfg(epochs=3).model_copy(update={"seeds": (0, 1)})
+    uninterrupted = evaluate(arch, cfg)
+    workdir = eval_dir(tmp_path, arch, cfg)
+    seen: list[int] = []
+
+    def die_after_two(e: EpochReport) -> None:
+        seen.append(e.epoch)
+        if e.epoch == 2:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        evaluate(arch, cfg, workdir, on_epoch=die_after_two)
+    assert (workdir / "checkpoint.pt").is_file() and not (workdir / "outcome.json").exists()
+    resumed = evaluate(arch, cfg, workdir, on_epoch=lambda e: seen.append(e.epoch))
+    assert seen == [1, 2, 3]  # epoch 3 was the only one trained after the resume
+    assert resumed.model_dump(exclude={"train_seconds"}) == uninterrupted.model_dump(
+        exclude={"train_seconds"}
+    )
+    epochs = [json.loads(line)["epoch"] for line in (workdir / "epochs.jsonl").open()]
+    assert epochs == [1, 2, 3]  # no epoch trained twice
+    assert not (workdir / "checkpoint.pt").exists()  # the outcome supersedes it
+
+
+def test_a_finished_evaluation_is_reused_only_for_its_own_arch_and_settings(tmp_path, caplog):
+    cfg = quick_cfg(epochs=1)
     arch = uniform("resnet18", **QUICK_ARCH)
-    first = evaluate(arch, cfg)
-    again = evaluate(arch, cfg)
-    assert not first.cached and again.cached and again.accuracy == first.accuracy
-    assert len(list(tmp_path.glob("*.json"))) == 1
+    other = uniform("resnet18", StageChoice(attention="se"), **QUICK_ARCH)
+    first = evaluate(arch, cfg, eval_dir(tmp_path, arch, cfg))
+    again = evaluate(arch, cfg, eval_dir(tmp_path, arch, cfg), on_epoch=pytest.fail)
+    assert again == first  # from the workdir: nothing trained
+    # The first outcome planted where the other architecture's evaluation keeps its files:
+    planted = eval_dir(tmp_path, other, cfg)
+    planted.mkdir()
+    shutil.copy(eval_dir(tmp_path, arch, cfg) / "outcome.json", planted / "outcome.json")
+    with caplog.at_level(logging.WARNING):
+        scored = evaluate(other, cfg, planted)
+    assert (
+        f"it belongs to arch {arch.hash}" in caplog.text and f"not arch {other.hash}" in caplog.text
+    )
+    assert scored.arch_hash == other.hash and scored.params != first.params
+    # ... and under other settings (more epochs) the stored outcome is not reused either.
+    longer = quick_cfg(epochs=2)
+    caplog.clear()
+    shutil.copy(eval_dir(tmp_path, arch, cfg) / "outcome.json", planted / "outcome.json")
+    with caplog.at_level(logging.WARNING):
+        assert len(evaluate(other, longer, planted).accuracies) == 2
+    assert f"not arch {other.hash} / eval {longer.fingerprint()}" in caplog.text
+
+
+def test_fingerprint_is_the_same_on_a_cpu_head_and_a_gpu_worker(monkeypatch):
+    cfg = quick_cfg()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    on_cpu = cfg.fingerprint()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert cfg.fingerprint() == on_cpu
+    assert cfg.model_copy(update={"device": "cuda"}).fingerprint() != on_cpu
 
 
 def test_dataset_mismatch_is_one_clear_line():
