@@ -169,3 +169,83 @@ def test_diverging_trials_fail_with_reason_and_stop_after_max_failures(tmp_path,
     study = optuna.load_study(study_name="nan", storage=cfg.storage_url)
     reasons = {read_record(t).fail_reason for t in study.trials if t.state.name == "FAIL"}
     assert reasons == {"nan_loss at epoch 1"}
+
+
+def _params(arch_file: Path) -> int:
+    from spaces import ArchConfig, build_model
+
+    return sum(p.numel() for p in build_model(ArchConfig.from_file(arch_file)).parameters())
+
+
+def test_a_new_study_moves_an_old_studys_files_aside_and_never_records_them(tmp_path, ray_cluster):
+    from typer.testing import CliRunner
+
+    from search.cli import app
+
+    config = make_config(tmp_path, ray_cluster, n_trials=3, study="reused")
+    run_search(load_config(config))
+    study_dir = tmp_path / "reused"
+    (study_dir / "study.db").unlink()  # the old study's files stay: evals/, config.yaml, ...
+    cfg = load_config(config, ["n_trials=2", "space.attentions=[none,cbam]"])
+    outcome = run_search(cfg)
+    assert outcome.moved_aside is not None and outcome.moved_aside.parent == study_dir
+    assert {p.name for p in outcome.moved_aside.iterdir()} >= {"evals", "config.yaml", "study.json"}
+    assert outcome.completed == 2
+    study = optuna.load_study(study_name="reused", storage=cfg.storage_url)
+    records = [read_record(t) for t in study.trials if t.state.name == "COMPLETE"]
+    assert {r.label.split(" | ")[0] for r in records} <= {"none", "cbam@standard", "cbam@post"}
+    assert all(r.eval_fingerprint == cfg.eval.fingerprint() for r in records)
+    assert load_config(study_dir / "config.yaml").space.attentions == ("none", "cbam")
+    # every told trial was trained in this study: one epoch log line per seed it trained
+    trained = {key[0] for key in trained_pairs(study_dir)}
+    assert {r.arch_hash for r in records} <= trained
+    runner = CliRunner()
+    for t in study.trials:
+        if t.state.name != "COMPLETE":
+            continue
+        out = tmp_path / f"trial{t.number}.yaml"
+        result = runner.invoke(
+            app, ["export", str(study_dir), "--pick", f"trial:{t.number}", "-o", str(out)]
+        )
+        assert result.exit_code == 0, result.output
+        import yaml
+
+        source = yaml.safe_load(out.read_text())["source"]
+        assert source["metrics"]["params"] == _params(out), t.number
+
+
+def test_a_renamed_copy_of_a_study_folder_is_still_that_study(tmp_path, ray_cluster):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from search.cli import app
+
+    runner = CliRunner()
+    config = make_config(tmp_path, ray_cluster, n_trials=3, study="orig")
+    run_search(load_config(config))
+    copy = tmp_path / "q"
+    shutil.copytree(tmp_path / "orig", copy)
+    status = runner.invoke(app, ["status", str(copy)])
+    assert status.exit_code == 0 and "study orig:" in status.output, status.output
+    refused = runner.invoke(
+        app, ["resume", str(copy), "--n-trials", "4", "--set", "eval.train.epochs=2"]
+    )
+    assert refused.exit_code == 2 and "eval.train.epochs: 1 -> 2" in refused.output
+    resumed = runner.invoke(app, ["resume", str(copy), "--n-trials", "4"])
+    assert resumed.exit_code == 0, resumed.output
+    storage = f"sqlite:///{copy / 'study.db'}"
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["orig"]
+    assert states(copy, "orig")["architectures"] == 4  # in the copy's own database
+    assert states(tmp_path / "orig", "orig")["architectures"] == 3  # the original untouched
+    for cmd in (["export", str(copy), "-o", str(tmp_path / "b.yaml")], ["report", str(copy)]):
+        result = runner.invoke(app, cmd)
+        assert result.exit_code == 0, result.output
+    # A folder whose files name another study is refused with one line, not forked.
+    other = make_config(tmp_path, ray_cluster, n_trials=1, study="other")
+    run_search(load_config(other))
+    shutil.copy(tmp_path / "orig" / "study.json", tmp_path / "other" / "study.json")
+    result = runner.invoke(app, ["status", str(tmp_path / "other")])
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "holds the files of another study ('orig'" in lines[0]
