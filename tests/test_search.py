@@ -52,6 +52,8 @@ def test_search_completes_exactly_n_with_baselines_once(tmp_path, ray_cluster, s
     counts = states(cfg.study_dir, "exact", storage)
     assert counts["architectures"] == 7 and counts.get("RUNNING") is None
     assert counts["COMPLETE"] == 7 + outcome.duplicates
+    # Told from what the worker reported to Tune (only that carries the node that ran it).
+    assert all(read_record(t).node for t in complete if read_record(t).counts)
     assert study.metric_names == ["accuracy", "latency_rel"]
     assert all(
         set(t.params)
