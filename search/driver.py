@@ -4,8 +4,12 @@ Stock ``OptunaSearch`` failure modes this loop avoids by construction:
 - a NaN, missing metric or crashed worker is told FAIL with a reason; nothing stays RUNNING;
 - baselines are enqueued with ``skip_if_exists``, so relaunches never duplicate them;
 - trials left RUNNING by a dead driver are re-dispatched under the same number (or told
-  from the worker's durable result), instead of being unknown to a fresh searcher;
-- constraint values travel in the worker's result and are set as user attrs before ``tell``;
+  from the evaluation's verified durable outcome), instead of being unknown to a fresh
+  searcher;
+- what is told is the outcome the worker reported to Tune, checked to be for the very
+  architecture and evaluation settings the trial asked for;
+- constraint values travel in the outcome and are set as user attrs before ``tell``;
+- a repeat proposal of an evaluated architecture is answered from it without spending budget.
 - no ``Tuner.restore`` or pickled searcher: every launch is a new Tune run over the study.
 """
 
@@ -57,16 +61,14 @@ class SearchOutcome:
     told_this_run: int
     failed_this_run: int
     stop_reason: str | None
+    exhausted: bool  # the sampler had nothing new to propose: resuming would not help
     seconds: float
     paths: StudyPaths
     moved_aside: Path | None = None  # where an earlier study's files in the folder went
 
     @property
     def resumable(self) -> bool:
-        """Whether ``attnas resume`` would carry on (not when the space is exhausted)."""
-        return self.completed < self.target and not (self.stop_reason or "").startswith(
-            ("the sampler", "every architecture")
-        )
+        return self.completed < self.target and not self.exhausted
 
 
 @dataclass
@@ -117,6 +119,7 @@ class SearchRun:
     told: int = 0
     failed_this_run: int = 0
     stop_reason: str | None = None
+    exhausted: bool = False
 
     def __post_init__(self) -> None:
         self.eval_fp = self.cfg.eval.fingerprint()
@@ -316,6 +319,7 @@ class SearchRun:
         self.duplicate_streak += 1
         self._progress(f"#{d.number} duplicate of #{first.number}")
         if self.duplicate_streak >= DUPLICATE_STREAK_LIMIT:
+            self.exhausted = True
             self.stop_reason = (
                 f"the sampler proposed {self.duplicate_streak} already-evaluated architectures "
                 f"in a row ({len(self.evaluated)} distinct of {self.space_size:,} in the space); "
@@ -516,6 +520,7 @@ def run_search(
             told_this_run=run.told,
             failed_this_run=run.failed_this_run,
             stop_reason=run.stop_reason,
+            exhausted=run.exhausted,
             seconds=time.perf_counter() - t0,
             paths=paths,
             moved_aside=moved,
