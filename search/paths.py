@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # What a study writes into its folder; a new study moves an old study's copies aside.
-STUDY_FILES = ("config.yaml", "study.json", "evals", "trials", "report", "trials.csv")
+STUDY_FILES = (
+    "config.yaml",
+    "study.json",
+    "evals",
+    "trials",
+    "report",
+    "trials.csv",
+    "trials.parquet",
+    "ray",
+)
 
 
 @dataclass(frozen=True)
