@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "imagefolder")
+DATASETS = ("digits", "clutter", "synthetic", "cifar10", "cifar100", "imagefolder")
 
 
 class DataError(ValueError):
@@ -127,6 +127,55 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor, int]:
     return images.unsqueeze(1), torch.from_numpy(digits.target).long(), 10
 
 
+CLUTTER_COPIES = 2  # placements of each source digit per split: more samples, same digits
+CLUTTER_FRAGMENTS = 4  # 4x4 pieces of other digits scattered over each canvas
+CLUTTER_MIN_SIZE = 12
+
+
+def _cluttered(split: Split, size: int, seed: int) -> Split:
+    """Cluttered, translated digits (the test bed of visual attention models, after Mnih et
+    al.'s cluttered MNIST): each 8x8 digit of ``split`` ``CLUTTER_COPIES`` times at a random
+    place on a ``size`` x ``size`` canvas, with ``CLUTTER_FRAGMENTS`` 4x4 fragments of other
+    digits *of the same split* (no leak between train, val and holdout) drawn on top by max.
+    Telling the digit from the fragments is what spatial and channel gating is for."""
+    g = torch.Generator().manual_seed(seed)
+    n_src, digit = len(split), split.images.shape[-1]
+    n = n_src * CLUTTER_COPIES
+    source = torch.arange(n_src).repeat(CLUTTER_COPIES)
+    canvas = torch.zeros(n, 1, size, size, dtype=torch.uint8)
+    at = torch.randint(0, size - digit + 1, (n, 2), generator=g)
+    frag_src = torch.randint(0, n_src, (n, CLUTTER_FRAGMENTS), generator=g)
+    frag_from = torch.randint(0, digit - 4 + 1, (n, CLUTTER_FRAGMENTS, 2), generator=g)
+    frag_at = torch.randint(0, size - 4 + 1, (n, CLUTTER_FRAGMENTS, 2), generator=g)
+    for i in range(n):
+        y, x = at[i].tolist()
+        canvas[i, :, y : y + digit, x : x + digit] = split.images[source[i]]
+        for k in range(CLUTTER_FRAGMENTS):
+            (fy, fx), (ty, tx) = frag_from[i, k].tolist(), frag_at[i, k].tolist()
+            piece = split.images[frag_src[i, k], :, fy : fy + 4, fx : fx + 4]
+            region = canvas[i, :, ty : ty + 4, tx : tx + 4]
+            torch.maximum(region, piece, out=region)
+    return Split(canvas, split.labels[source])
+
+
+def _clutter(
+    image_size: int, split_seed: int, val_fraction: float, holdout_fraction: float
+) -> Dataset:
+    if image_size < CLUTTER_MIN_SIZE:
+        raise DataError(
+            f"clutter: image_size must be >= {CLUTTER_MIN_SIZE} (an 8x8 digit with room to "
+            f"move and clutter around it), got {image_size}"
+        )
+    images, labels, k = _digits()
+    # Split the source digits first, then clutter each part from its own digits only.
+    parts = _three_way(images, labels, split_seed, val_fraction, holdout_fraction)
+    train, val, hold = (
+        _cluttered(part, image_size, seed=1000 * split_seed + i) for i, part in enumerate(parts)
+    )
+    mean, std = _stats(train.images)
+    return Dataset("clutter", train, val, hold, k, mean, std, flip=False)
+
+
 def _synthetic(
     n: int = 512, num_classes: int = 4, channels: int = 3, size: int = 16, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -204,7 +253,7 @@ CIFAR_FILES = {
 
 def check_data_dir(name: str, data_dir: str | Path | None, download: bool = False) -> None:
     """A cheap check of the layout, so a search fails before it starts, not in every trial."""
-    if name in ("digits", "synthetic") or download:
+    if name in ("digits", "clutter", "synthetic") or download:
         return
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
@@ -247,6 +296,8 @@ def load_dataset(
     if name == "digits":
         images, labels, k = _digits()
         return _finish(name, images, labels, k, flip=False, **common)
+    if name == "clutter":
+        return _clutter(image_size, split_seed, val_fraction, holdout_fraction)
     if name == "synthetic":
         images, labels, k = _synthetic(size=image_size)
         return _finish(name, images, labels, k, flip=True, **common)

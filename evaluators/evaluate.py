@@ -37,6 +37,7 @@ from evaluators.latency import LatencyResult, LatencySettings, hardware_info, me
 from evaluators.train import SeedTrainer, TrainSettings
 from evaluators.workdir import EvalDir
 from spaces import ArchConfig, StageChoice, build_model
+from spaces.build import BUILD_VERSION
 
 
 class EvalConfig(BaseModel):
@@ -80,7 +81,7 @@ class EvalConfig(BaseModel):
         """Hash of what determines the numbers. ``device`` enters as configured (``auto``
         stays ``auto``), so a CPU head and a GPU worker compute the same fingerprint; the
         device that actually ran is recorded in the outcome's ``hardware``."""
-        data = self.model_dump(mode="json", exclude={"download"})
+        data = self.model_dump(mode="json", exclude={"download"}) | {"build": BUILD_VERSION}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

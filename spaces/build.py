@@ -9,6 +9,11 @@ from spaces.arch import ArchConfig
 from spaces.attention import create_attention
 from spaces.backbones import get_backbone
 
+# The version of what ``build_model`` makes of an ArchConfig (initialisation included).
+# Evaluation fingerprints carry it, so a stored result from an older builder is never reused
+# for a network that is now initialised differently. 2: ResNets without zero_init_last.
+BUILD_VERSION = 2
+
 
 def build_model(arch: ArchConfig, seed: int | None = None) -> nn.Module:
     """Build the network; with ``seed`` the initial weights are identical on every call."""

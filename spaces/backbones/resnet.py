@@ -118,6 +118,13 @@ class ResNetBackbone:
             num_classes=num_classes,
             in_chans=in_chans,
             channels=tuple(widths),
+            # timm zeroes each branch's last BN by default; a module at ``standard`` (the
+            # papers' position, right after that BN) then sees zeros at init and trains far
+            # behind in a short schedule (digits, 5 epochs, 2 seeds: se@standard 0.897 and
+            # ca@standard 0.786 against 0.965 without attention; with this off 0.971, 0.975
+            # and 0.981). The papers' ResNets (torchvision, the SE/ECA/CBAM code) do not
+            # zero-initialise either.
+            zero_init_last=False,
         )
         if stem == "cifar":
             # Small images: a 3x3 stride-1 stem and no max-pool keep the spatial resolution.
