@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: search test bench bench-table lint clean
+.PHONY: search test bench bench-table bench-fidelity lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/measurement.py
 	$(BIN)/python bench/samplers.py
+	$(BIN)/python bench/report.py
+
+# Short against long schedule on a sample of the quickstart space (resumable; long: about
+# 2 hours on 2 cores): bench/results/fidelity.json, then BENCHMARKS.md is regenerated.
+bench-fidelity: $(STAMP)
+	$(BIN)/python bench/fidelity.py
 	$(BIN)/python bench/report.py
 
 # The tabular benchmark the sampler comparison replays: built once, stored in bench/data/.

@@ -243,11 +243,62 @@ def measurement(r: dict[str, Any]) -> str:
     )
 
 
+def fidelity(r: dict[str, Any]) -> str:
+    rows = [
+        [
+            (f"[{a['baseline']}] " if a["baseline"] else "") + a["label"],
+            _mean_sd(a["short"]),
+            _mean_sd(a["long"]),
+            f"{a['latency_rel']:.3f}" if a["latency_rel"] else "-",
+        ]
+        for a in sorted(r["architectures"], key=lambda a: -sum(a["long"]) / len(a["long"]))
+    ]
+    shifts = [
+        [
+            group,
+            f"{g['mean_rank_shift']:+.2f}",
+            f"{g['stderr']:.2f}",
+            g["architectures"],
+            "yes" if g["beyond_2_sigma"] else "no",
+        ]
+        for group, g in r["rank_shift"].items()
+    ]
+    return "\n".join(
+        [
+            f"{len(r['architectures'])} architectures of the quickstart space on "
+            f"`{r['dataset']}` (every uniform paper baseline, then a seeded random sample), "
+            f"{len(r['seeds'])} seeds each, short {r['short_epochs']} epochs against a fixed "
+            f"long recipe of {r['long_epochs']} epochs.",
+            "",
+            f"**Kendall tau {r['kendall_tau']:.3f}, Spearman rho {r['spearman_rho']:.3f}**; "
+            f"the long schedule's (accuracy, latency_rel) front found in the short schedule's "
+            f"top-{r['top_k']}: {r['long_front_in_short_top_k']:.0%}. Seed sigma (mean over "
+            f"architectures): short {r['seed_sigma_short']:.4f}, long {r['seed_sigma_long']:.4f}.",
+            "",
+            _table(["architecture", "short acc", "long acc", "latency_rel"], rows),
+            "",
+            "Mean rank shift from short to long (positive: ranks worse after long training), "
+            "with its standard error over seeds:",
+            "",
+            _table(["group", "mean shift", "stderr", "architectures", "beyond 2 sigma"], shifts),
+        ]
+    )
+
+
+def _mean_sd(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return f"{mean:.4f}"
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.4f} ± {sd:.4f}"
+
+
 SECTIONS = {
     "throughput": ("Throughput", throughput, "bench/throughput.py"),
     "overhead": ("Framework overhead", overhead, "bench/overhead.py"),
     "samplers": ("Sampler efficiency and cost", samplers, "bench/tabular.py, bench/samplers.py"),
     "measurement": ("Measurement quality", measurement, "bench/measurement.py"),
+    "fidelity": ("Short-schedule fidelity", fidelity, "bench/fidelity.py"),
 }
 
 

@@ -447,6 +447,88 @@ def validate(
 
 
 @app.command()
+@friendly
+def fidelity(
+    config: Annotated[Path, typer.Argument(help="Search config YAML.")] = Path(
+        "configs/quickstart.yaml"
+    ),
+    archs: Annotated[int, typer.Option(help="Architectures in the sample (baselines first).")] = 8,
+    seeds: Annotated[int, typer.Option(help="Seeds per architecture and schedule.")] = 2,
+    long_factor: Annotated[
+        int, typer.Option(help="The long schedule has this many times the short's epochs.")
+    ] = 6,
+    workers: Annotated[
+        int | None, typer.Option(help="Runs at a time (default: the config's concurrency).")
+    ] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Can the short schedule be trusted? Train a sample of the space short and long, and
+    print how well the short ranking agrees (Kendall tau) before spending the budget."""
+    import json
+    import statistics
+
+    from evaluators.fidelity import analyse, make_plan, run_plan, table_rows
+    from search.config import load_config
+    from spaces import SearchSpace
+
+    cfg = load_config(config, set_ or [])
+    plan = make_plan(
+        SearchSpace(cfg.space), cfg.eval, archs=archs, seeds=seeds, long_factor=long_factor
+    )
+    out_dir = cfg.study_dir / "fidelity"
+    with Progress(
+        TextColumn("[bold]runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+    ) as progress:
+        task = progress.add_task("", total=None)
+
+        def on_run(k: int, n: int, r: dict) -> None:
+            progress.update(
+                task, completed=k, total=n, description=f"{r['schedule']} {r['label']}"[:60]
+            )
+
+        done = run_plan(
+            plan, out_dir / "runs.jsonl", workers=workers or cfg.concurrency, on_run=on_run
+        )
+    rows = table_rows(plan, done)
+    figures = analyse(rows, plan.seeds, top_k=max(3, len(rows) // 4))
+    table = Table(
+        title=f"short ({cfg.eval.train.epochs} epochs) against long ({plan.long['train']['epochs']})"
+    )
+    for c in ("architecture", "short", "long"):
+        table.add_column(c)
+    for r in sorted(rows, key=lambda r: -statistics.fmean(r["long"])):
+        table.add_row(
+            (f"[{r['baseline']}] " if r["baseline"] else "") + r["label"],
+            f"{statistics.fmean(r['short']):.4f}",
+            f"{statistics.fmean(r['long']):.4f}",
+        )
+    console.print(table)
+    tau = figures["kendall_tau"]
+    console.print(
+        f"Kendall tau {tau:.3f} (Spearman {figures['spearman_rho']:.3f}); seed sigma short "
+        f"{figures['seed_sigma_short']:.4f}, long {figures['seed_sigma_long']:.4f}"
+    )
+    console.print(
+        "the short schedule ranks these architectures much as the long one does"
+        if tau >= 0.6
+        else "[yellow]the short schedule ranks these architectures unlike the long one:[/] "
+        "lengthen it or change its recipe before searching"
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / "fidelity.json"
+    result = {**figures, "short_epochs": cfg.eval.train.epochs, "seeds": plan.seeds}
+    result["long_epochs"] = plan.long["train"]["epochs"]
+    result["architectures"] = rows
+    out.write_text(json.dumps(result, indent=2))
+    console.print(f"wrote {out}")
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     from importlib.metadata import version as v

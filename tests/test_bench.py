@@ -75,3 +75,23 @@ def test_report_renders_every_section(tmp_path, monkeypatch):
     text = (tmp_path / "BENCHMARKS.md").read_text()
     for title, _, _ in report.SECTIONS.values():
         assert f"## {title}" in text
+
+
+def test_fidelity_quick_resumes_from_its_store(tmp_path):
+    out, store = tmp_path / "f.json", tmp_path / "runs.jsonl"
+    text = run("fidelity.py", "--out", str(out), "--store", str(store), "--workers", "1")
+    r = json.loads(out.read_text())
+    assert r["quick"] and r["long_epochs"] == 2 * r["short_epochs"] and r["seeds"] == [0, 1]
+    assert {"kendall_tau", "spearman_rho", "architectures", "rank_shift"} <= set(r)
+    assert -1 <= r["kendall_tau"] <= 1 and "Kendall tau" in text
+    labels = [a["label"] for a in r["architectures"]]
+    assert labels[0] == "none | none | none | none"  # the baselines lead the sample
+    assert all(len(a["short"]) == len(a["long"]) == 2 for a in r["architectures"])
+    runs = store.read_text().splitlines()
+    assert len(runs) == len(labels) * 2 * 2  # (short, long) x 2 seeds per architecture
+    curves = [json.loads(line) for line in runs]
+    assert {len(c["accuracies"]) for c in curves} == {r["short_epochs"], r["long_epochs"]}
+    # A second run finds every run in the store and trains nothing.
+    again = run("fidelity.py", "--out", str(out), "--store", str(store), "--workers", "1")
+    assert len(store.read_text().splitlines()) == len(runs)
+    assert json.loads(out.read_text())["kendall_tau"] == r["kendall_tau"] and "[1/" not in again

@@ -14,7 +14,17 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize(
-    "cmd", [[], ["search"], ["resume"], ["status"], ["space", "show"], ["evaluate"]]
+    "cmd",
+    [
+        [],
+        ["search"],
+        ["resume"],
+        ["status"],
+        ["space", "show"],
+        ["evaluate"],
+        ["validate"],
+        ["fidelity"],
+    ],
 )
 def test_help_everywhere(cmd):
     result = runner.invoke(app, [*cmd, "--help"])
@@ -142,3 +152,21 @@ def test_evaluate_prints_metrics(tmp_path):
     assert (
         "accuracy" in result.output and "latency_rel" in result.output and "params" in result.output
     )
+
+
+@pytest.mark.slow
+def test_fidelity_on_a_users_config_prints_tau_and_writes_its_table(tmp_path):
+    import json
+
+    from tests.studies import make_config
+
+    config = make_config(tmp_path, None, study="fid")
+    args = ["fidelity", str(config), "--archs", "2", "--seeds", "2", "--long-factor", "2"]
+    result = runner.invoke(app, [*args, "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "Kendall tau" in result.output and "short (1 epochs) against long (2)" in result.output
+    table = json.loads((tmp_path / "fid" / "fidelity" / "fidelity.json").read_text())
+    assert table["long_epochs"] == 2 and table["seeds"] == [0, 1]
+    # the sample is every baseline of the space (4 here), even when fewer were asked for
+    assert [a["baseline"] for a in table["architectures"]] == ["none", "se", "eca", "ca"]
+    assert all(len(a["long_curves"][0]) == 2 for a in table["architectures"])

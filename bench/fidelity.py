@@ -1,0 +1,136 @@
+"""Does the short schedule rank placements as a long one does? (``make bench-fidelity``)
+
+A fixed, seeded sample of the quickstart space (``none`` and every uniform paper baseline
+first, then random distinct architectures) trained with several seeds at the config's short
+schedule and at a long reference recipe ``--long-factor`` times longer; see
+``evaluators/fidelity.py`` for the figures. The long recipe (``LONG_RECIPE``) was fixed
+when this benchmark was written, before any tuning of the short schedule, and is never tuned
+with it. Runs are appended to ``bench/data/fidelity_<dataset><size>.jsonl`` with per-epoch
+curves, so the benchmark resumes where it stopped and may run across sessions.
+``--quick`` proves the script in CI. Writes ``bench/results/fidelity.json``.
+
+    python bench/fidelity.py [--config configs/quickstart.yaml] [--set eval.dataset=clutter]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from evaluators.fidelity import analyse, make_plan, run_plan, table_rows
+from search.config import load_config
+from spaces import SearchSpace
+
+ROOT = Path(__file__).resolve().parent
+# The long reference recipe: the quickstart's optimizer settings as they stood when the
+# benchmark was introduced. Fixed; never tuned together with the short schedule.
+LONG_RECIPE = {
+    "batch_size": 64,
+    "lr": 0.2,
+    "label_smoothing": 0.1,
+    "warmup_fraction": 0.2,
+    "weight_decay": 5e-4,
+    "optimizer": "sgd",
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--config", type=Path, default=ROOT.parent / "configs" / "quickstart.yaml")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--archs", type=int, default=30, help="architectures in the sample")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--long-factor", type=int, default=6, help="long epochs / short epochs")
+    ap.add_argument("--sample-seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="CI: digits 8 px, tiny schedules")
+    ap.add_argument("--store", type=Path, default=None, help="JSON-lines run store")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "fidelity.json")
+    args = ap.parse_args()
+
+    overrides = list(args.overrides)
+    if args.quick:
+        overrides += ["eval.dataset=digits", "eval.image_size=8", "space.image_size=8"]
+        overrides += ["eval.train.epochs=1", "eval.latency.repeats=3"]
+        args.archs, args.seeds, args.long_factor = 4, 2, 2
+    cfg = load_config(args.config, overrides)
+    space = SearchSpace(cfg.space)
+    plan = make_plan(
+        space,
+        cfg.eval,
+        archs=args.archs,
+        seeds=args.seeds,
+        long_factor=args.long_factor,
+        long_recipe=LONG_RECIPE,
+        sample_seed=args.sample_seed,
+    )
+    tag = f"{cfg.eval.dataset}{cfg.eval.image_size}"
+    store = args.store or ROOT / "data" / f"fidelity_{tag}{'_quick' if args.quick else ''}.jsonl"
+    console = Console()
+    console.print(
+        f"fidelity: {len(plan.archs)} architectures x {len(plan.seeds)} seeds, short "
+        f"{cfg.eval.train.epochs} / long {plan.long['train']['epochs']} epochs on {tag}; "
+        f"store {store}"
+    )
+    t0 = time.perf_counter()
+
+    def progress(k: int, n: int, r: dict) -> None:
+        last = r["accuracies"][-1] if r["accuracies"] else float("nan")
+        console.print(
+            f"  [{k}/{n}] {r['schedule']} seed {r['seed']} {last:.3f} {r['label']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    done = run_plan(plan, store, workers=args.workers, on_run=progress)
+    rows = table_rows(plan, done)
+    figures = analyse(rows, plan.seeds, top_k=max(3, len(rows) // 4))
+    result = {
+        **figures,
+        "config": str(args.config.name),
+        "overrides": overrides,
+        "dataset": tag,
+        "quick": args.quick,
+        "short_epochs": cfg.eval.train.epochs,
+        "long_epochs": plan.long["train"]["epochs"],
+        "short_recipe": plan.short["train"],
+        "long_recipe": plan.long["train"],
+        "seeds": plan.seeds,
+        "sample_seed": args.sample_seed,
+        "seconds_this_run": time.perf_counter() - t0,
+        "architectures": [{k: v for k, v in r.items() if not k.endswith("_curves")} for r in rows],
+    }
+    table = Table(title=f"short vs long on {tag} (mean over {len(plan.seeds)} seeds)")
+    for c in ("architecture", "short", "long", "latency_rel"):
+        table.add_column(c)
+    for r in sorted(rows, key=lambda r: -statistics.fmean(r["long"])):
+        table.add_row(
+            (f"[{r['baseline']}] " if r["baseline"] else "") + r["label"],
+            f"{statistics.fmean(r['short']):.4f}",
+            f"{statistics.fmean(r['long']):.4f}",
+            f"{r['latency_rel']:.3f}" if r["latency_rel"] else "-",
+        )
+    console.print(table)
+    console.print(
+        f"Kendall tau {figures['kendall_tau']:.3f}, Spearman rho {figures['spearman_rho']:.3f}; "
+        f"long front in short top-{figures['top_k']}: {figures['long_front_in_short_top_k']:.0%}; "
+        f"seed sigma short {figures['seed_sigma_short']:.4f}, long {figures['seed_sigma_long']:.4f}"
+    )
+    for group, g in figures["rank_shift"].items():
+        console.print(
+            f"  {group}: mean rank shift {g['mean_rank_shift']:+.2f} ± {g['stderr']:.2f} "
+            f"({g['architectures']} architectures)"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""How far can a short schedule be trusted? Short against long training of a space sample.
+
+A fixed, seeded sample of a search space (every uniform paper baseline first, then random
+distinct architectures) is trained with several seeds at the short schedule a search uses
+and at a long reference recipe. Every (architecture, seed, schedule) run goes through
+``evaluate`` and is appended to a JSON-lines store with its per-epoch accuracies, so a
+fidelity check resumes where it stopped and its curves can be replayed.
+
+``analyse`` gives Kendall tau and Spearman rho between short and long mean accuracy, the
+share of the long schedule's (accuracy, latency_rel) Pareto front inside the short
+schedule's top-k, the seed sigma at each length, and per attention type and per position
+the mean rank shift from short to long with its standard error over seeds. Used by
+``attnas fidelity`` and ``bench/fidelity.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluators.evaluate import EvalConfig, evaluate
+from evaluators.hygiene import node_gate
+from spaces import ArchConfig, SearchSpace
+
+
+def sample_archs(space: SearchSpace, n: int, seed: int) -> list[tuple[str, ArchConfig]]:
+    """(baseline name or "", arch): every baseline, then seeded random distinct ones, up to
+    ``n`` in all (never fewer than the baselines). A larger ``n`` extends a smaller sample."""
+    chosen: dict[str, tuple[str, ArchConfig]] = {}
+    for b in space.baselines():
+        chosen.setdefault(b.arch.hash, (b.name, b.arch))
+    rng = random.Random(seed)
+    options = space.distributions()
+    tries = 0
+    while len(chosen) < n and tries < 100 * n:
+        tries += 1
+        params = {name: rng.choice(list(values)) for name, values in options.items()}
+        try:
+            arch = space.decode(params)
+        except ValueError:
+            continue
+        chosen.setdefault(arch.hash, ("", arch))
+    return list(chosen.values())
+
+
+@dataclass(frozen=True)
+class FidelityPlan:
+    """What to train: the sample, the seeds, and the two schedules (plain eval settings)."""
+
+    archs: list[tuple[str, ArchConfig]]
+    seeds: list[int]
+    short: dict[str, Any]
+    long: dict[str, Any]
+    searched: frozenset[int]
+
+    def config(self, schedule: str, seed: int) -> EvalConfig:
+        """One run's settings; latency is measured once per architecture (short, seed 0)."""
+        settings = self.short if schedule == "short" else self.long
+        latency = schedule == "short" and seed == self.seeds[0]
+        return EvalConfig.model_validate(settings | {"seeds": [seed], "measure_latency": latency})
+
+    def runs(self) -> list[tuple[ArchConfig, str, int]]:
+        return [
+            (arch, schedule, seed)
+            for _, arch in self.archs
+            for schedule in ("short", "long")
+            for seed in self.seeds
+        ]
+
+
+def make_plan(
+    space: SearchSpace,
+    short: EvalConfig,
+    *,
+    archs: int,
+    seeds: int,
+    long_factor: int,
+    long_recipe: dict[str, Any] | None = None,
+    sample_seed: int = 0,
+) -> FidelityPlan:
+    """The long schedule is the short one's settings (or ``long_recipe`` over them),
+    ``long_factor`` times as many epochs."""
+    base = short.model_dump(mode="json")
+    long = json.loads(json.dumps(base))
+    long["train"] |= (long_recipe or {}) | {"epochs": short.train.epochs * long_factor}
+    return FidelityPlan(
+        sample_archs(space, archs, sample_seed),
+        list(range(seeds)),
+        base,
+        long,
+        frozenset(space.domains),
+    )
+
+
+def run_key(arch: ArchConfig, cfg: EvalConfig, seed: int) -> tuple[str, str, int]:
+    return (arch.hash, cfg.fingerprint(), seed)
+
+
+def _train_one(args: tuple[dict[str, Any], dict[str, Any], str]) -> dict[str, Any]:
+    arch_dict, cfg_dict, schedule = args
+    arch = ArchConfig.model_validate(arch_dict)
+    cfg = EvalConfig.model_validate(cfg_dict)
+    t0 = time.perf_counter()
+    o = evaluate(arch, cfg, gate=node_gate())
+    return {
+        "arch_hash": arch.hash,
+        "eval_fingerprint": cfg.fingerprint(),
+        "label": arch.label(),
+        "seed": cfg.seeds[0],
+        "schedule": schedule,
+        "epochs": cfg.train.epochs,
+        "status": o.status,
+        "accuracies": o.accuracies,
+        "latency_rel": o.latency_rel,
+        "params": o.params,
+        "flops": o.flops,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def load_store(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # torn by a kill mid-write: that run is simply redone
+            done[(r["arch_hash"], r["eval_fingerprint"], r["seed"])] = r
+    return done
+
+
+def run_plan(
+    plan: FidelityPlan,
+    store: Path,
+    *,
+    workers: int = 1,
+    on_run: Callable[[int, int, dict[str, Any]], None] = lambda k, n, r: None,
+) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Train every run of ``plan`` not yet in ``store`` (appending each as it finishes)."""
+    done = load_store(store)
+    todo = []
+    for arch, schedule, seed in plan.runs():
+        cfg = plan.config(schedule, seed)
+        if run_key(arch, cfg, seed) not in done:
+            todo.append((arch.to_dict(), cfg.model_dump(mode="json"), schedule))
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_train_one, job) for job in todo]
+        for k, fut in enumerate(as_completed(futures), 1):
+            r = fut.result()
+            with store.open("a") as f:
+                f.write(json.dumps(r) + "\n")
+            done[(r["arch_hash"], r["eval_fingerprint"], r["seed"])] = r
+            on_run(k, len(todo), r)
+    return done
+
+
+def _final(run: dict[str, Any]) -> float:
+    """The run's last accuracy; a diverged run scores 0 (it would rank last in a search)."""
+    return run["accuracies"][-1] if run["status"] == "ok" and run["accuracies"] else 0.0
+
+
+def _groups(arch: ArchConfig, searched: frozenset[int]) -> list[str]:
+    """The attention types and positions an architecture uses in its searched stages."""
+    out = set()
+    for i, stage in enumerate(arch.stages):
+        if i in searched:
+            out.add(f"type:{stage.attention}")
+            if stage.attention != "none":
+                out.add(f"position:{stage.position}")
+    return sorted(out)
+
+
+def table_rows(
+    plan: FidelityPlan, done: dict[tuple[str, str, int], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per architecture: final short and long accuracy per seed, curves, cost."""
+    rows = []
+    for baseline, arch in plan.archs:
+        runs = {
+            schedule: [done[run_key(arch, plan.config(schedule, s), s)] for s in plan.seeds]
+            for schedule in ("short", "long")
+        }
+        rows.append(
+            {
+                "label": arch.label(),
+                "arch_hash": arch.hash,
+                "baseline": baseline or None,
+                "groups": _groups(arch, plan.searched),
+                "short": [_final(r) for r in runs["short"]],
+                "long": [_final(r) for r in runs["long"]],
+                "short_curves": [r["accuracies"] for r in runs["short"]],
+                "long_curves": [r["accuracies"] for r in runs["long"]],
+                "latency_rel": runs["short"][0]["latency_rel"],
+                "params": runs["short"][0]["params"],
+            }
+        )
+    return rows
+
+
+def _ranks(values: list[float]) -> list[float]:
+    """Rank 1 = best (highest accuracy); ties share the mean rank."""
+    from scipy.stats import rankdata
+
+    return list(rankdata([-v for v in values], method="average"))
+
+
+def _pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the non-dominated (max accuracy, min latency_rel) points."""
+    front = []
+    for i, (a, lat) in enumerate(points):
+        if not any(
+            b >= a and m <= lat and (b > a or m < lat) for j, (b, m) in enumerate(points) if j != i
+        ):
+            front.append(i)
+    return front
+
+
+def analyse(rows: list[dict[str, Any]], seeds: list[int], top_k: int) -> dict[str, Any]:
+    """The fidelity figures (see the module docstring) from ``table_rows``."""
+    from scipy.stats import kendalltau, spearmanr
+
+    short = [statistics.fmean(r["short"]) for r in rows]
+    long = [statistics.fmean(r["long"]) for r in rows]
+    lat = [r["latency_rel"] if r["latency_rel"] is not None else math.inf for r in rows]
+    long_front = _pareto(list(zip(long, lat, strict=True)))
+    top = set(sorted(range(len(rows)), key=lambda i: -short[i])[:top_k])
+
+    def sigma(key: str) -> float:
+        if len(seeds) < 2:
+            return float("nan")
+        return statistics.fmean(statistics.stdev(r[key]) for r in rows)
+
+    # The rank shift per seed (short seed s against long seed s): its spread over the seeds
+    # says how much of a group's mean shift is noise.
+    shifts: dict[str, list[list[float]]] = defaultdict(lambda: [[] for _ in seeds])
+    for s in range(len(seeds)):
+        rs = _ranks([r["short"][s] for r in rows])
+        rl = _ranks([r["long"][s] for r in rows])
+        for i, r in enumerate(rows):
+            for group in r["groups"]:
+                shifts[group][s].append(float(rl[i] - rs[i]))
+    groups = {}
+    for group, per_seed in sorted(shifts.items()):
+        means = [statistics.fmean(v) for v in per_seed]
+        mean = statistics.fmean(means)
+        se = statistics.stdev(means) / math.sqrt(len(means)) if len(means) > 1 else float("nan")
+        groups[group] = {
+            "mean_rank_shift": mean,
+            "stderr": se,
+            "beyond_2_sigma": bool(abs(mean) > 2 * se) if not math.isnan(se) else None,
+            "architectures": len(per_seed[0]),
+        }
+    return {
+        "kendall_tau": float(kendalltau(short, long).statistic),
+        "spearman_rho": float(spearmanr(short, long).statistic),
+        "long_front": [rows[i]["label"] for i in long_front],
+        "long_front_in_short_top_k": sum(i in top for i in long_front) / len(long_front),
+        "top_k": top_k,
+        "seed_sigma_short": sigma("short"),
+        "seed_sigma_long": sigma("long"),
+        "rank_shift": groups,
+    }
