@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from results.pareto import non_dominated_ranks
 from results.record import TrialRecord, read_record
 
-__all__ = ["STAGE_KEYS", "objective_names", "trials_frame", "write_trials"]
+__all__ = ["STAGE_KEYS", "cost_column", "objective_names", "trials_frame", "write_trials"]
 
 # The keys of one stage of ``ArchConfig.stages``, in column order.
 STAGE_KEYS = ("attention", "position", "kernel_size", "spatial_kernel_size", "variant", "reduction")
@@ -57,6 +57,15 @@ def objective_names(study: optuna.Study) -> list[str]:
     return list(names) if names else [f"value{i}" for i in range(len(study.directions))]
 
 
+def cost_column(df: pd.DataFrame, objectives: list[str]) -> str:
+    """The cost a front is read against: the study's cost objective (latency_rel, latency_ms,
+    FLOPs or params, in the study's order), else the first measured cost."""
+    for col in [n for n in objectives if n != "accuracy"] + ["latency_ms", "latency_rel", "flops"]:
+        if col in df and df[col].notna().any():
+            return col
+    raise ValueError("no cost column (latency or FLOPs) to compare by")
+
+
 def _stages(record: TrialRecord | None) -> list[dict[str, Any]]:
     return list((record.arch or {}).get("stages", [])) if record is not None else []
 
@@ -85,6 +94,7 @@ def _row(
     for key in METRIC_KEYS:
         if key not in row:
             row[key] = getattr(record, key) if record else None
+    row["n_seeds"] = len(record.seeds) if record else None
     violation = max(record.constraints.values(), default=0.0) if record else 0.0
     row |= {
         "status": record.status if record else None,
@@ -115,7 +125,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     head = ["number", "state", "datetime_start", "datetime_complete", "duration_s", *objectives]
     head += ["label", "arch_hash", "baseline"]
     stage_cols = [f"stage{i}_{k}" for i in range(n_stages) for k in STAGE_KEYS]
-    metric_cols = [k for k in METRIC_KEYS if k not in head]
+    metric_cols = [k for k in METRIC_KEYS if k not in head] + ["n_seeds"]
     df = pd.DataFrame(rows, columns=[*head, *stage_cols, *metric_cols, *TAIL])
 
     df["is_pareto"] = False

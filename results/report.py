@@ -10,6 +10,7 @@ summary.md  the front as a table, and the best searched placement against the be
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -23,13 +24,14 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from results.export import arch_of, inferred_modules  # noqa: E402
-from results.frame import objective_names, trials_frame, write_trials  # noqa: E402
+from results.frame import cost_column, objective_names, trials_frame, write_trials  # noqa: E402
 from results.pareto import (  # noqa: E402
     hypervolume,
     hypervolume_history,
     knee_point,
     reference_point,
 )
+from results.verdict import Comparison, compare_to_baselines, sentence, table_md  # noqa: E402
 
 ACCURACY = "accuracy"
 
@@ -38,17 +40,17 @@ def _directions(study: optuna.Study) -> list[str]:
     return [d.name.lower() for d in study.directions]
 
 
-def _cost_axis(df: pd.DataFrame, names: list[str]) -> str:
-    for col in [n for n in names if n != ACCURACY] + ["latency_ms", "latency_rel", "flops"]:
-        if col in df and df[col].notna().any():
-            return col
-    raise ValueError("no cost column (latency or FLOPs) to plot")
+def front_comparisons(df: pd.DataFrame, names: list[str]) -> list[Comparison]:
+    """Each distinct front point against the best baseline at equal or lower cost."""
+    ok = df[df["feasible"]].drop_duplicates("arch_hash")
+    cost = cost_column(ok, names)
+    return compare_to_baselines(ok[ok["is_pareto"]], ok[ok["is_baseline"]], cost)
 
 
 def pareto_figure(df: pd.DataFrame, names: list[str]) -> plt.Figure:
     """The figure itself (tests read back what it draws: gids name the artists)."""
     ok = df[df["feasible"]]
-    cost = _cost_axis(ok, names)
+    cost = cost_column(ok, names)
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
     sc = ax.scatter(
         ok[cost],
@@ -125,7 +127,7 @@ def report_html(df: pd.DataFrame, names: list[str], path: Path) -> Path:
     import plotly.express as px
 
     ok = df[df["feasible"]].copy()
-    cost = _cost_axis(ok, names)
+    cost = cost_column(ok, names)
     ok["kind"] = np.where(
         ok["is_baseline"], "baseline", np.where(ok["is_pareto"], "front", "trial")
     )
@@ -146,7 +148,27 @@ def report_html(df: pd.DataFrame, names: list[str], path: Path) -> Path:
         line_shape="hv",
         name="Pareto front",
     )
-    fig.write_html(str(path), include_plotlyjs=True)
+    comparisons = front_comparisons(df, names)
+    rows = "".join(
+        f"<tr><td>{c.trial}</td><td>{html.escape(c.label)}</td><td>{c.cost:.4g}</td>"
+        + (
+            f"<td>{html.escape(str(c.baseline))} (trial {c.baseline_trial})</td>"
+            f"<td>{c.difference:+.4f}</td><td>{c.stderr:.4f}</td>"
+            f"<td>{'yes' if c.beyond_noise else 'no'}</td>"
+            if c.baseline is not None
+            else "<td>none as cheap</td><td>-</td><td>-</td><td>-</td>"
+        )
+        + "</tr>"
+        for c in comparisons
+    )
+    verdict = (
+        f"<h2>Each front point against the papers</h2><p>{html.escape(sentence(comparisons))}</p>"
+        f"<table border=1 cellpadding=4><tr><th>trial</th><th>architecture</th><th>{cost}</th>"
+        "<th>best baseline at equal or lower cost</th><th>accuracy difference</th>"
+        f"<th>standard error</th><th>beyond 2 sigma</th></tr>{rows}</table>"
+    )
+    page = fig.to_html(include_plotlyjs=True, full_html=True)
+    path.write_text(page.replace("</body>", verdict + "</body>"))
     return path
 
 
@@ -220,7 +242,7 @@ def summary_md(
     directions = _directions(study)
     ok = df[df["feasible"]]
     front = ok[ok["is_pareto"]].drop_duplicates("arch_hash").sort_values(names[0], ascending=False)
-    cost = _cost_axis(ok, names)
+    cost = cost_column(ok, names)
     hv = hypervolume(ok[names].to_numpy(dtype=float), directions, np.array(ref))
     lines = [
         f"# attnas report: {study.study_name}",
@@ -264,6 +286,15 @@ def summary_md(
             f"± {_fmt(s.get('accuracy_std', float('nan')))}, {cost} {_fmt(s[cost])}",
             f"- difference: accuracy {s[ACCURACY] - b[ACCURACY]:+.4f}, {cost} {s[cost] - b[cost]:+.4g}",
         ]
+    comparisons = front_comparisons(df, names)
+    lines += [
+        "",
+        "## Each front point against the papers (search accuracies)",
+        "",
+        sentence(comparisons),
+        "",
+        *table_md(comparisons, cost),
+    ]
     if validation:
         lines += [
             "",
@@ -278,6 +309,8 @@ def summary_md(
             )
         if validation.get("verdict"):
             lines += ["", validation["verdict"]]
+        if validation.get("comparisons"):
+            lines += ["", *table_md([Comparison(**c) for c in validation["comparisons"]], cost)]
     notes = sorted(
         {n for _, r in front.iterrows() for n in inferred_modules(arch_of(study, int(r["number"])))}
     )

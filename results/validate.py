@@ -13,21 +13,27 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
+import pandas as pd
 
 from results.export import arch_of
-from results.frame import trials_frame
+from results.frame import cost_column, objective_names, trials_frame
+from results.verdict import Comparison, compare_to_baselines, sentence
 
 
-def plan(study: optuna.Study, n_baselines: int = 2) -> list[dict[str, Any]]:
-    """The front (distinct architectures) plus the most accurate uniform baselines."""
+def plan(study: optuna.Study) -> list[dict[str, Any]]:
+    """The front (distinct architectures), and for each front point the most accurate uniform
+    baseline at equal or lower cost (what its verdict compares with), and the most accurate
+    baseline overall."""
     df = trials_frame(study)
     ok = df[df["feasible"]].drop_duplicates("arch_hash")
-    rows = [("front", r) for _, r in ok[ok["is_pareto"]].iterrows()]
-    seen = {r["arch_hash"] for _, r in rows}
-    base = ok[ok["is_baseline"] & ~ok["arch_hash"].isin(seen)].sort_values(
-        "accuracy", ascending=False
-    )
-    rows += [("baseline", r) for _, r in base.head(n_baselines).iterrows()]
+    cost = cost_column(ok, objective_names(study))
+    front = ok[ok["is_pareto"]]
+    base = ok[ok["is_baseline"]].sort_values(["accuracy", cost], ascending=[False, True])
+    rows = [("front", r) for _, r in front.iterrows()]
+    for _, r in front.iterrows():
+        cheaper = base[base[cost] <= r[cost]]
+        rows += [("baseline", b) for _, b in cheaper.head(1).iterrows()]
+    rows += [("baseline", b) for _, b in base.head(1).iterrows()]
     out, done = [], set()
     for role, r in rows:
         if r["arch_hash"] in done:
@@ -41,25 +47,32 @@ def plan(study: optuna.Study, n_baselines: int = 2) -> list[dict[str, Any]]:
                 "arch": arch_of(study, int(r["number"])).to_dict(),
                 "label": r["label"],
                 "search_accuracy": float(r["accuracy"]),
+                "cost_name": cost,
+                "cost": float(r[cost]),
             }
         )
     return out
 
 
-def verdict(rows: list[dict[str, Any]]) -> str:
-    searched = [r for r in rows if r["role"] == "front"]
-    base = [r for r in rows if r["role"] == "baseline"]
-    if not searched or not base:
-        return ""
-    s = max(searched, key=lambda r: r["mean"])
-    b = max(base, key=lambda r: r["mean"])
-    gap = s["mean"] - b["mean"]
-    noise = 2 * max(s["std"], b["std"])
-    if noise == 0:
-        return f"Best searched (trial {s['trial']}) vs best baseline ({b['baseline']}): {gap:+.4f}; one seed gives no noise estimate."
-    beats = "beats" if gap > noise else "does not beat"
-    return (
-        f"Best searched placement (trial {s['trial']}, {s['mean']:.4f}) {beats} the best uniform "
-        f"baseline ({b['baseline']}, {b['mean']:.4f}) by more than 2 sigma: gap {gap:+.4f}, "
-        f"2 sigma = {noise:.4f}."
+def verdict(rows: list[dict[str, Any]]) -> tuple[list[Comparison], str]:
+    """Holdout comparisons of each re-trained front point with its baseline, and the
+    one-sentence verdict."""
+    df = pd.DataFrame(
+        [
+            {
+                "number": r["trial"],
+                "label": r["label"],
+                "is_baseline": r["role"] == "baseline",
+                "baseline": r["baseline"],
+                "accuracy": r["mean"],
+                "accuracy_std": r["std"],
+                "n_seeds": len(r["accuracies"]),
+                "cost": r["cost"],
+            }
+            for r in rows
+        ]
     )
+    if df.empty:
+        return [], ""
+    comparisons = compare_to_baselines(df, df[df["is_baseline"]], "cost")
+    return comparisons, sentence(comparisons)

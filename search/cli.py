@@ -395,6 +395,7 @@ def validate(
     seeds: Annotated[int, typer.Option(help="Fresh seeds per architecture.")] = 3,
 ) -> None:
     """Re-train the front and the best baselines with K seeds on the never-searched holdout split."""
+    import dataclasses
     import json
 
     from evaluators.holdout import revalidate
@@ -425,7 +426,14 @@ def validate(
                 task, advance=1, description=f"#{r['trial']} {r['mean']:.4f} ± {r['std']:.4f}"
             ),
         )
-    result = {"seeds": seeds, "split": "holdout", "rows": rows, "verdict": verdict(rows)}
+    comparisons, sentence = verdict(rows)
+    result = {
+        "seeds": seeds,
+        "split": "holdout",
+        "rows": rows,
+        "verdict": sentence,
+        "comparisons": [dataclasses.asdict(c) for c in comparisons],
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     table = Table(title=f"holdout accuracy over {seeds} seeds")
@@ -441,6 +449,18 @@ def validate(
             r["label"],
         )
     console.print(table)
+    verdicts = Table(title="each front point against the best baseline at equal or lower cost")
+    for c in ("trial", "baseline", "difference", "standard error", "beyond 2 sigma"):
+        verdicts.add_column(c)
+    for c in comparisons:
+        verdicts.add_row(
+            str(c.trial),
+            f"{c.baseline} (trial {c.baseline_trial})" if c.baseline else "none as cheap",
+            f"{c.difference:+.4f}",
+            f"{c.stderr:.4f}",
+            "yes" if c.beyond_noise else "no",
+        )
+    console.print(verdicts)
     if result["verdict"]:
         console.print(result["verdict"])
     console.print(f"wrote {out}; `attnas report {study_dir}` includes it")
