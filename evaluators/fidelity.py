@@ -83,15 +83,14 @@ def make_plan(
     *,
     archs: int,
     seeds: int,
-    long_factor: int,
-    long_recipe: dict[str, Any] | None = None,
+    long_recipe: dict[str, Any],
     sample_seed: int = 0,
 ) -> FidelityPlan:
-    """The long schedule is the short one's settings (or ``long_recipe`` over them),
-    ``long_factor`` times as many epochs."""
+    """The long schedule is the short one's settings with ``long_recipe`` (training keys,
+    ``epochs`` among them) over them."""
     base = short.model_dump(mode="json")
     long = json.loads(json.dumps(base))
-    long["train"] |= (long_recipe or {}) | {"epochs": short.train.epochs * long_factor}
+    long["train"] |= long_recipe
     return FidelityPlan(
         sample_archs(space, archs, sample_seed),
         list(range(seeds)),

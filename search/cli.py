@@ -493,7 +493,11 @@ def fidelity(
 
     cfg = load_config(config, set_ or [])
     plan = make_plan(
-        SearchSpace(cfg.space), cfg.eval, archs=archs, seeds=seeds, long_factor=long_factor
+        SearchSpace(cfg.space),
+        cfg.eval,
+        archs=archs,
+        seeds=seeds,
+        long_recipe={"epochs": cfg.eval.train.epochs * long_factor},
     )
     out_dir = cfg.study_dir / "fidelity"
     with Progress(
