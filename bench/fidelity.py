@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from evaluators.fidelity import analyse, make_plan, run_plan, table_rows
+from evaluators.fidelity import analyse, make_plan, ranking, run_plan, summary, table_rows
 from search.config import load_config
 from spaces import SearchSpace
 
@@ -114,19 +113,10 @@ def main() -> None:
     table = Table(title=f"short vs long on {tag} (mean over {len(plan.seeds)} seeds)")
     for c in ("architecture", "short", "long", "latency_rel"):
         table.add_column(c)
-    for r in sorted(rows, key=lambda r: -statistics.fmean(r["long"])):
-        table.add_row(
-            (f"[{r['baseline']}] " if r["baseline"] else "") + r["label"],
-            f"{statistics.fmean(r['short']):.4f}",
-            f"{statistics.fmean(r['long']):.4f}",
-            f"{r['latency_rel']:.3f}" if r["latency_rel"] else "-",
-        )
+    for label, short, long, latency in ranking(rows):
+        table.add_row(label, f"{short:.4f}", f"{long:.4f}", f"{latency:.3f}" if latency else "-")
     console.print(table)
-    console.print(
-        f"Kendall tau {figures['kendall_tau']:.3f}, Spearman rho {figures['spearman_rho']:.3f}; "
-        f"long front in short top-{figures['top_k']}: {figures['long_front_in_short_top_k']:.0%}; "
-        f"seed sigma short {figures['seed_sigma_short']:.4f}, long {figures['seed_sigma_long']:.4f}"
-    )
+    console.print(summary(figures))
     for group, g in figures["rank_shift"].items():
         console.print(
             f"  {group}: mean rank shift {g['mean_rank_shift']:+.2f} ± {g['stderr']:.2f} "

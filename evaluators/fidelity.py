@@ -270,3 +270,27 @@ def analyse(rows: list[dict[str, Any]], seeds: list[int], top_k: int) -> dict[st
         "seed_sigma_long": sigma("long"),
         "rank_shift": groups,
     }
+
+
+def ranking(rows: list[dict[str, Any]]) -> list[tuple[str, float, float, float | None]]:
+    """(label with its baseline tag, mean short, mean long accuracy, latency_rel), best long
+    first: the table both ``attnas fidelity`` and the benchmark print."""
+    out = [
+        (
+            (f"[{r['baseline']}] " if r["baseline"] else "") + r["label"],
+            statistics.fmean(r["short"]),
+            statistics.fmean(r["long"]),
+            r["latency_rel"],
+        )
+        for r in rows
+    ]
+    return sorted(out, key=lambda x: -x[2])
+
+
+def summary(figures: dict[str, Any]) -> str:
+    return (
+        f"Kendall tau {figures['kendall_tau']:.3f}, Spearman rho {figures['spearman_rho']:.3f}; "
+        f"long front in short top-{figures['top_k']}: {figures['long_front_in_short_top_k']:.0%}; "
+        f"seed sigma short {figures['seed_sigma_short']:.4f}, "
+        f"long {figures['seed_sigma_long']:.4f}"
+    )

@@ -84,6 +84,18 @@ def _progress() -> Progress:
     )
 
 
+def _counter(what: str) -> Progress:
+    """A progress bar counting ``what`` (epochs, runs, architectures) for one-off commands."""
+    return Progress(
+        TextColumn(f"[bold]{what}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+    )
+
+
 def _run_overrides(set_: list[str] | None, **options: Any) -> list[str]:
     """``--set`` items, then the dedicated options that were given, as config overrides."""
     return list(set_ or []) + [f"{k}={v}" for k, v in options.items() if v]
@@ -285,14 +297,7 @@ def evaluate(
     from evaluators.evaluate import get_dataset
 
     get_dataset(cfg)  # bad data dirs fail here, before any progress bar is drawn
-    with Progress(
-        TextColumn("[bold]epochs"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-    ) as progress:
+    with _counter("epochs") as progress:
         task = progress.add_task("", total=cfg.train.epochs)
         m = run_eval(
             arch,
@@ -408,14 +413,7 @@ def validate(
     study = open_study(cfg, must_exist=True)
     items = plan(study)
     out = Path(study_dir) / "report" / "validate.json"
-    with Progress(
-        TextColumn("[bold]validate"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-    ) as progress:
+    with _counter("validate") as progress:
         task = progress.add_task("", total=len(items))
         rows = revalidate(
             items,
@@ -485,9 +483,8 @@ def fidelity(
     """Can the short schedule be trusted? Train a sample of the space short and long, and
     print how well the short ranking agrees (Kendall tau) before spending the budget."""
     import json
-    import statistics
 
-    from evaluators.fidelity import analyse, make_plan, run_plan, table_rows
+    from evaluators.fidelity import analyse, make_plan, ranking, run_plan, summary, table_rows
     from search.config import load_config
     from spaces import SearchSpace
 
@@ -500,14 +497,7 @@ def fidelity(
         long_recipe={"epochs": cfg.eval.train.epochs * long_factor},
     )
     out_dir = cfg.study_dir / "fidelity"
-    with Progress(
-        TextColumn("[bold]runs"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-    ) as progress:
+    with _counter("runs") as progress:
         task = progress.add_task("", total=None)
 
         def on_run(k: int, n: int, r: dict) -> None:
@@ -525,18 +515,11 @@ def fidelity(
     )
     for c in ("architecture", "short", "long"):
         table.add_column(c)
-    for r in sorted(rows, key=lambda r: -statistics.fmean(r["long"])):
-        table.add_row(
-            (f"[{r['baseline']}] " if r["baseline"] else "") + r["label"],
-            f"{statistics.fmean(r['short']):.4f}",
-            f"{statistics.fmean(r['long']):.4f}",
-        )
+    for label, short, long, _ in ranking(rows):
+        table.add_row(label, f"{short:.4f}", f"{long:.4f}")
     console.print(table)
     tau = figures["kendall_tau"]
-    console.print(
-        f"Kendall tau {tau:.3f} (Spearman {figures['spearman_rho']:.3f}); seed sigma short "
-        f"{figures['seed_sigma_short']:.4f}, long {figures['seed_sigma_long']:.4f}"
-    )
+    console.print(summary(figures))
     console.print(
         "the short schedule ranks these architectures much as the long one does"
         if tau >= 0.6
