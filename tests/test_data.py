@@ -104,3 +104,36 @@ def test_augment_keeps_shape_and_moves_pixels():
     assert out.shape == images.shape
     out2 = augment(images, torch.Generator().manual_seed(0), flip=True)
     assert torch.equal(out, out2)
+
+
+def test_clutter_is_cluttered_translated_digits_with_no_leak_between_splits():
+    from evaluators.data import CLUTTER_COPIES, _digits
+
+    data = load_dataset("clutter", image_size=16)
+    source = len(_digits()[1])
+    assert len(data.train) + len(data.val) + len(data.holdout) == CLUTTER_COPIES * source
+    assert data.train.images.shape[1:] == (1, 16, 16) and data.num_classes == 10
+    assert not data.flip  # a mirrored digit is another digit
+    again = load_dataset("clutter", image_size=16)
+    assert torch.equal(again.train.images, data.train.images)  # generated deterministically
+    # More ink than one digit (the clutter), and the digit moves around the canvas.
+    digits = load_dataset("digits", image_size=8)
+    assert (data.train.images > 0).float().sum((1, 2, 3)).mean() > (
+        (digits.train.images > 0).float().sum((1, 2, 3)).mean()
+    )
+    centre = data.train.images.float().mean(1)
+    ys = (centre.sum(2) * torch.arange(16)).sum(1) / centre.sum((1, 2))
+    assert ys.std() > 1.0
+    # Clutter comes from the same split only: with one source digit in a split, every pixel
+    # value on every canvas is one of that digit's values.
+    from evaluators.data import Split, _cluttered
+
+    one = Split(digits.train.images[:1], digits.train.labels[:1])
+    canvases = _cluttered(one, 16, seed=3)
+    assert set(canvases.images.unique().tolist()) <= set(one.images.unique().tolist()) | {0}
+    assert canvases.labels.tolist() == [one.labels.item()] * CLUTTER_COPIES
+
+
+def test_clutter_needs_room_to_move():
+    with pytest.raises(DataError, match="clutter: image_size must be >= 12 .* got 8"):
+        load_dataset("clutter", image_size=8)
