@@ -564,6 +564,3 @@ def _fit(run: SearchRun, cfg: SearchConfig, paths: StudyPaths, tune: Any, run_tr
         run.stop_reason = run.stop_reason or reason
         run.settle_interrupted(reason)
 
-
-def study_paths(study_dir: str | Path) -> StudyPaths:
-    return StudyPaths(Path(study_dir).resolve())
