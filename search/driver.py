@@ -563,4 +563,3 @@ def _fit(run: SearchRun, cfg: SearchConfig, paths: StudyPaths, tune: Any, run_tr
         reason = run.stop_reason or ("timeout" if cfg.timeout_s else "stopped")
         run.stop_reason = run.stop_reason or reason
         run.settle_interrupted(reason)
-
