@@ -278,20 +278,23 @@ def evaluate(
     """
     cfg = cfg or EvalConfig()
     store = EvalDir(workdir, arch.hash, cfg.fingerprint()) if workdir is not None else None
-    if store is not None and (done := store.read("outcome.json", Outcome)) is not None:
-        return done
-    data = get_dataset(cfg)
-    check_compatible(arch, data, cfg)
     cost = store.read("cost.json", Cost) if store else None
     if cost is None:
+        check_compatible(arch, get_dataset(cfg), cfg)  # before timing a network that cannot fit
         cost = measure_cost(arch, cfg, gate)
         if store is not None:
             store.write("cost.json", cost)
+    # Bounds are checked on every call, a stored outcome included: they are not part of the
+    # fingerprint, so the outcome may have been stored under other bounds.
     violations = constraint_values(cost, constraints or {})
     if any(v > 0 for v in violations.values()):
         return _outcome(
             arch, cfg, cost, [], status="infeasible", constraints=violations, seconds=0.0
         )
+    if store is not None and (done := store.read("outcome.json", Outcome)) is not None:
+        return done.model_copy(update={"constraints": violations})
+    data = get_dataset(cfg)
+    check_compatible(arch, data, cfg)
     with _threads(cfg):
         outcome = _train(arch, cfg, data, cost, violations, store, on_epoch, gate)
     if store is not None:

@@ -145,3 +145,19 @@ def test_dataset_mismatch_is_one_clear_line():
     arch = uniform("resnet18", widths=(16, 32, 64, 128), stem="cifar", image_size=16)  # 3 chans
     with pytest.raises(ValueError, match="in_chans 3 but digits has 1"):
         evaluate(arch, quick_cfg(epochs=1))
+
+
+def test_a_stored_outcome_is_checked_against_the_bounds_of_each_request(tmp_path):
+    cfg = quick_cfg(epochs=1)
+    arch = uniform("resnet18", **QUICK_ARCH)
+    workdir = eval_dir(tmp_path, arch, cfg)
+    trained = evaluate(arch, cfg, workdir)
+    assert trained.status == "ok" and trained.constraints == {}
+    tight = evaluate(arch, cfg, workdir, constraints={"max_params": 1}, on_epoch=pytest.fail)
+    assert tight.status == "infeasible" and tight.constraints["max_params"] == trained.params - 1
+    loose = {"max_params": 10 * trained.params}
+    again = evaluate(arch, cfg, workdir, constraints=loose, on_epoch=pytest.fail)
+    assert again.status == "ok" and again.accuracy == trained.accuracy
+    assert again.constraints == {"max_params": trained.params - loose["max_params"]}
+    with pytest.raises(ValueError, match="unknown constraint 'max_colour'; allowed: max_flops"):
+        evaluate(arch, cfg, workdir, constraints={"max_colour": 1})
