@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import random
 import statistics
 import time
@@ -153,14 +154,24 @@ def run_plan(
         if run_key(arch, cfg, seed) not in done:
             todo.append((arch.to_dict(), cfg.model_dump(mode="json"), schedule))
     store.parent.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+
+    def record(k: int, r: dict[str, Any]) -> None:
+        with store.open("a") as f:
+            f.write(json.dumps(r) + "\n")
+        done[(r["arch_hash"], r["eval_fingerprint"], r["seed"])] = r
+        on_run(k, len(todo), r)
+
+    if workers <= 1:
+        for k, job in enumerate(todo, 1):
+            record(k, _train_one(job))
+        return done
+    # Spawned, not forked: a fork of a process whose threads (Ray's, torch's pool) hold locks
+    # can deadlock in the child, as it did under the test suite.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [pool.submit(_train_one, job) for job in todo]
         for k, fut in enumerate(as_completed(futures), 1):
-            r = fut.result()
-            with store.open("a") as f:
-                f.write(json.dumps(r) + "\n")
-            done[(r["arch_hash"], r["eval_fingerprint"], r["seed"])] = r
-            on_run(k, len(todo), r)
+            record(k, fut.result())
     return done
 
 
