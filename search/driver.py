@@ -158,6 +158,17 @@ class SearchRun:
         workdir = eval_dir(self.paths.evals, arch, self.cfg.eval)
         return EvalDir(workdir, arch.hash, self.eval_fp).read("outcome.json", Outcome)
 
+    def _answer_known(self, d: _Dispatch) -> bool:
+        """Tell ``d`` without running it when the study already evaluated its architecture or
+        a verified durable outcome exists; False when it still has to run."""
+        if d.arch_hash in self.evaluated:
+            self._answer_duplicate(d)
+        elif (outcome := self._durable_outcome(d.arch)) is not None:
+            self._tell(d, outcome)
+        else:
+            return False
+        return True
+
     def enqueue_baselines(self) -> None:
         for b in self.space.baselines():
             self.study.enqueue_trial(
@@ -171,12 +182,7 @@ class SearchRun:
             if record is None or record.arch is None:
                 self._fail(self._trial(t.number), "driver died before the trial was dispatched")
                 continue
-            d = _Dispatch(t.number, self._trial(t.number), record)
-            if d.arch_hash in self.evaluated:
-                self._answer_duplicate(d)
-            elif (outcome := self._durable_outcome(d.arch)) is not None:
-                self._tell(d, outcome)
-            else:
+            if not self._answer_known(_Dispatch(t.number, self._trial(t.number), record)):
                 self.redispatch.append(t.number)
 
     # -- the searcher's side -----------------------------------------------------------------
@@ -357,11 +363,7 @@ class SearchRun:
         leftovers += [self._stored_dispatch(n) for n in self.redispatch]
         self.redispatch.clear()
         for d in leftovers:
-            if d.arch_hash in self.evaluated:
-                self._answer_duplicate(d)
-                continue
-            if (outcome := self._durable_outcome(d.arch)) is not None:
-                self._tell(d, outcome)
+            if self._answer_known(d):
                 continue
             # Re-queue the same architecture first: it resumes from its epoch checkpoint.
             self.study.enqueue_trial(
