@@ -231,8 +231,10 @@ def knee_point(values: np.ndarray, directions: Sequence[str]) -> int:
 
     Rule: take the front (rank 0 among rows with all-finite values), min-max normalise each
     objective over the front to [0, 1] in minimization space (an objective that is constant on
-    the front becomes 0), and pick the point closest (Euclidean) to the ideal point (0, ..., 0);
-    ties go to the lowest index. It is scale-free and needs no weights, which is why it is the
+    the front becomes 0), and pick the point closest (Euclidean) to the ideal point (0, ..., 0).
+    Ties (a two-point front always ties) go to the point best in the first objective, then the
+    second, and so on, never to a row position: the report sorts its front and the exporter does
+    not, and both must name the same trial. It is scale-free and needs no weights, which is why it is the
     default "one architecture to pick": it trades every objective off evenly relative to what
     the front actually spans. A single-point front returns that point.
     """
@@ -245,4 +247,7 @@ def knee_point(values: np.ndarray, directions: Sequence[str]) -> int:
     lo, hi = front.min(axis=0), front.max(axis=0)
     span = np.where(hi > lo, hi - lo, 1.0)
     dist = np.sqrt((((front - lo) / span) ** 2).sum(axis=1))
-    return int(idx[int(np.argmin(dist))])  # argmin takes the first of equals: lowest index
+    tied = np.flatnonzero(np.isclose(dist, dist.min(), rtol=1e-12, atol=1e-12))
+    # np.lexsort sorts by its last key first: the objectives reversed, first objective decisive.
+    best = tied[np.lexsort(front[tied].T[::-1])[0]]
+    return int(idx[best])

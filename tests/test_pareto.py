@@ -186,9 +186,15 @@ def test_hypervolume_history_grows_to_the_full_hypervolume(case, data) -> None:
 def test_knee_on_a_known_front() -> None:
     mm = ["minimize", "minimize"]
     # Normalised by the span 10: (0,1), (.1,.3), (.3,.1), (1,0). (1,3) and (3,1) tie at
-    # sqrt(0.1) from the ideal point, so the lower index, 1, is the knee.
+    # sqrt(0.1) from the ideal point; the tie goes to the better first objective, (1,3), and
+    # not to a row position, so reversing the rows picks the same point.
     front = np.array([[0.0, 10.0], [1.0, 3.0], [3.0, 1.0], [10.0, 0.0]])
     assert knee_point(front, mm) == 1
+    assert knee_point(front[::-1], mm) == 2
+    # A two-point front always ties: the more accurate point wins whichever row comes first.
+    two = np.array([[0.9, 2.0], [0.8, 1.0]])
+    mx = ["maximize", "minimize"]
+    assert knee_point(two, mx) == 0 and knee_point(two[::-1], mx) == 1
     # (2,3) -> (.2,.3), distance sqrt(.13); (3,1) -> (.3,.1), sqrt(.10): index 2 wins.
     assert knee_point(np.array([[0.0, 10.0], [2.0, 3.0], [3.0, 1.0], [10.0, 0.0]]), mm) == 2
     # Dominated and NaN rows are never the knee; indices refer to the input rows.
