@@ -275,6 +275,7 @@ def fidelity(r: dict[str, Any]) -> str:
             f"top-{r['top_k']}: {r['long_front_in_short_top_k']:.0%}. Seed sigma (mean over "
             f"architectures): short {r['seed_sigma_short']:.4f}, long {r['seed_sigma_long']:.4f}.",
             "",
+            *_ceiling(r),
             _table(["architecture", "short acc", "long acc", "latency_rel"], rows),
             "",
             "Mean rank shift from short to long (positive: ranks worse after long training), "
@@ -283,6 +284,26 @@ def fidelity(r: dict[str, Any]) -> str:
             _table(["group", "mean shift", "stderr", "architectures", "beyond 2 sigma"], shifts),
         ]
     )
+
+
+def _ceiling(r: dict) -> list[str]:
+    """The noise ceiling: how far the long schedule agrees with itself across seeds."""
+    if "long_seed_tau" not in r:
+        return []
+    p = r["long_separation_p"]
+    verdict = (
+        "the long schedule separates these placements beyond seed noise"
+        if p < 0.05
+        else "the long schedule does **not** separate these placements beyond seed noise, so "
+        "no short schedule can be tuned to rank them: the task, the validation split or the "
+        "number of seeds must change first"
+    )
+    return [
+        f"Seed against seed (mean Kendall tau between two seeds' rankings): short "
+        f"{r['short_seed_tau']:.3f}, long {r['long_seed_tau']:.3f}. One-way ANOVA of the long "
+        f"accuracies over architectures: F {r['long_separation_f']:.2f}, p {p:.3g}: {verdict}.",
+        "",
+    ]
 
 
 def _mean_sd(values: list[float]) -> str:

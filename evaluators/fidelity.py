@@ -15,6 +15,7 @@ the mean rank shift from short to long with its standard error over seeds. Used 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import multiprocessing
@@ -272,6 +273,7 @@ def analyse(rows: list[dict[str, Any]], seeds: list[int], top_k: int) -> dict[st
             "architectures": len(per_seed[0]),
         }
     return {
+        **noise_ceiling(rows),
         "kendall_tau": float(kendalltau(short, long).statistic),
         "spearman_rho": float(spearmanr(short, long).statistic),
         "long_front": [rows[i]["label"] for i in long_front],
@@ -281,6 +283,38 @@ def analyse(rows: list[dict[str, Any]], seeds: list[int], top_k: int) -> dict[st
         "seed_sigma_long": sigma("long"),
         "rank_shift": groups,
     }
+
+
+def noise_ceiling(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How well each schedule agrees with itself, and whether the long one separates
+    placements at all.
+
+    ``<schedule>_seed_tau`` is the mean Kendall tau between the rankings two different seeds
+    give at that schedule: no proxy can rank like the long schedule better than the long
+    schedule ranks like itself, so tau(short, long) must be read against ``long_seed_tau``.
+    ``long_separation_f``/``_p`` is a one-way ANOVA of the long accuracies with architectures
+    as groups and seeds as repeats: p >= 0.05 means the task does not separate these
+    placements beyond seed noise, and no short schedule can be tuned to rank them."""
+    from scipy.stats import f_oneway, kendalltau
+
+    out: dict[str, Any] = {}
+    for schedule in ("short", "long"):
+        n = min(len(r[schedule]) for r in rows)
+        taus = [
+            kendalltau([r[schedule][a] for r in rows], [r[schedule][b] for r in rows]).statistic
+            for a, b in itertools.combinations(range(n), 2)
+        ]
+        out[f"{schedule}_seed_tau"] = float(statistics.fmean(taus)) if taus else float("nan")
+    groups = [r["long"] for r in rows]
+    if len(groups) > 1 and all(len(g) > 1 for g in groups):
+        test = f_oneway(*groups)
+        out["long_separation_f"], out["long_separation_p"] = (
+            float(test.statistic),
+            float(test.pvalue),
+        )
+    else:
+        out["long_separation_f"] = out["long_separation_p"] = float("nan")
+    return out
 
 
 def ranking(rows: list[dict[str, Any]]) -> list[tuple[str, float, float, float | None]]:
@@ -299,9 +333,23 @@ def ranking(rows: list[dict[str, Any]]) -> list[tuple[str, float, float, float |
 
 
 def summary(figures: dict[str, Any]) -> str:
-    return (
+    text = (
         f"Kendall tau {figures['kendall_tau']:.3f}, Spearman rho {figures['spearman_rho']:.3f}; "
         f"long front in short top-{figures['top_k']}: {figures['long_front_in_short_top_k']:.0%}; "
         f"seed sigma short {figures['seed_sigma_short']:.4f}, "
         f"long {figures['seed_sigma_long']:.4f}"
     )
+    if "long_seed_tau" in figures:
+        p = figures["long_separation_p"]
+        text += (
+            f"; seed against seed: tau short {figures['short_seed_tau']:.3f}, "
+            f"long {figures['long_seed_tau']:.3f}"
+        )
+        if not math.isnan(p):
+            text += (
+                f"; placements differ at the long schedule beyond seed noise (ANOVA p {p:.3g})"
+                if p < 0.05
+                else f"; the long schedule does not separate these placements beyond seed noise "
+                f"(ANOVA p {p:.3g}): no short schedule can rank them"
+            )
+    return text

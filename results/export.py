@@ -19,6 +19,7 @@ from results.frame import objective_names, trials_frame
 from results.pareto import knee_point
 from results.record import TrialRecord, read_record
 from spaces import REGISTRY, ArchConfig, build_model, deploy
+from spaces.baselines import provenance_of
 
 PICKS = ("knee", "max-accuracy", "min-latency", "trial:N")
 
@@ -33,6 +34,13 @@ def inferred_modules(arch: ArchConfig) -> list[str]:
         {s.attention for s in arch.stages if REGISTRY[s.attention].confidence == "inferred"}
     )
     return [f"{n}: design inferred from the paper's abstract (no public code)" for n in names]
+
+
+def baseline_source(study: optuna.Study, number: int, name: str) -> str:
+    """Where baseline trial ``number``'s placement and settings come from (paper; table;
+    settings), derived from its recorded architecture."""
+    provenance = provenance_of(name, arch_of(study, number))
+    return provenance.line() if provenance else "unknown baseline (not a paper placement)"
 
 
 def _latency_column(df: pd.DataFrame) -> str:

@@ -23,7 +23,7 @@ import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from results.export import arch_of, inferred_modules  # noqa: E402
+from results.export import arch_of, baseline_source, inferred_modules  # noqa: E402
 from results.frame import cost_column, objective_names, trials_frame, write_trials  # noqa: E402
 from results.pareto import (  # noqa: E402
     hypervolume,
@@ -123,7 +123,18 @@ def pareto_png(df: pd.DataFrame, names: list[str], path: Path) -> Path:
     return path
 
 
-def report_html(df: pd.DataFrame, names: list[str], path: Path) -> Path:
+def baseline_sources(study: optuna.Study, df: pd.DataFrame) -> dict[str, str]:
+    """Each baseline that ran: where its placement and settings come from."""
+    base = df[df["feasible"] & df["is_baseline"]].drop_duplicates("baseline")
+    return {
+        r["baseline"]: baseline_source(study, int(r["number"]), r["baseline"])
+        for _, r in base.iterrows()
+    }
+
+
+def report_html(
+    df: pd.DataFrame, names: list[str], path: Path, sources: dict[str, str] | None = None
+) -> Path:
     import plotly.express as px
 
     ok = df[df["feasible"]].copy()
@@ -167,6 +178,15 @@ def report_html(df: pd.DataFrame, names: list[str], path: Path) -> Path:
         "<th>best baseline at equal or lower cost</th><th>accuracy difference</th>"
         f"<th>standard error</th><th>beyond 2 sigma</th></tr>{rows}</table>"
     )
+    papers = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{html.escape(source)}</td></tr>"
+        for name, source in (sources or {}).items()
+    )
+    if papers:
+        verdict += (
+            "<h2>The papers' uniform placements</h2><table border=1 cellpadding=4>"
+            f"<tr><th>baseline</th><th>source (paper; table; settings)</th></tr>{papers}</table>"
+        )
     page = fig.to_html(include_plotlyjs=True, full_html=True)
     path.write_text(page.replace("</body>", verdict + "</body>"))
     return path
@@ -286,6 +306,18 @@ def summary_md(
             f"± {_fmt(s.get('accuracy_std', float('nan')))}, {cost} {_fmt(s[cost])}",
             f"- difference: accuracy {s[ACCURACY] - b[ACCURACY]:+.4f}, {cost} {s[cost] - b[cost]:+.4g}",
         ]
+    if len(base):
+        lines += ["", "## The papers' uniform placements", ""]
+        lines += [
+            "| baseline | trial | accuracy | " + cost + " | source |",
+            "|---|---|---|---|---|",
+        ]
+        for _, r in base.drop_duplicates("baseline").iterrows():
+            source = baseline_source(study, int(r["number"]), r["baseline"])
+            lines.append(
+                f"| {r['baseline']} | {r['number']} | {_fmt(r[ACCURACY])} | {_fmt(r[cost])} "
+                f"| {source} |"
+            )
     comparisons = front_comparisons(df, names)
     lines += [
         "",
@@ -330,7 +362,7 @@ def write_report(study: optuna.Study, out_dir: Path, trials_dir: Path | None = N
     names = objective_names(study)
     written = [write_trials(study, trials_dir or out_dir)]
     written.append(pareto_png(df, names, out_dir / "pareto.png"))
-    written.append(report_html(df, names, out_dir / "report.html"))
+    written.append(report_html(df, names, out_dir / "report.html", baseline_sources(study, df)))
     hv_path, ref = hypervolume_png(df, names, _directions(study), out_dir / "hypervolume.png")
     written.append(hv_path)
     written.append(stages_png(df, out_dir / "stages.png"))

@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from results.export import arch_of
+from results.export import arch_of, baseline_source
 from results.frame import cost_column, objective_names, trials_frame
 from results.verdict import Comparison, compare_to_baselines, sentence
 
@@ -44,6 +44,11 @@ def plan(study: optuna.Study) -> list[dict[str, Any]]:
                 "trial": int(r["number"]),
                 "role": "baseline" if r["is_baseline"] else role,
                 "baseline": r["baseline"] if r["is_baseline"] else None,
+                "source": (
+                    baseline_source(study, int(r["number"]), r["baseline"])
+                    if r["is_baseline"]
+                    else None
+                ),
                 "arch": arch_of(study, int(r["number"])).to_dict(),
                 "label": r["label"],
                 "search_accuracy": float(r["accuracy"]),

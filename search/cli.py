@@ -220,13 +220,34 @@ def space_show(
     table.add_column("parameter")
     table.add_column("values")
     for name, values in space.distributions().items():
-        table.add_row(name, ", ".join(map(str, values)))
+        table.add_row(name, ", ".join(map(_marked, values)))
     console.print(table)
     console.print(_stage_table(space))
     console.print(f"distinct architectures: [bold]{space.size():,}[/]")
-    console.print("baselines: " + ", ".join(b.name for b in space.baselines()))
+    console.print(_baseline_table(space))
     for name, reason in space.skipped_baselines():
         console.print(f"  skipped {name}: {reason}", highlight=False)
+    if any(_marked(a) != a for a in cfg.space.attentions):
+        console.print("  * design inferred from the paper's abstract (no public code)")
+
+
+def _marked(value: object) -> str:
+    """An attention's name with a * when its design is inferred rather than the authors'."""
+    from spaces.attention import REGISTRY
+
+    spec = REGISTRY.get(value) if isinstance(value, str) else None
+    return f"{value}*" if spec is not None and spec.confidence == "inferred" else str(value)
+
+
+def _baseline_table(space) -> Table:  # noqa: ANN001  (spaces.SearchSpace, imported lazily)
+    """Each paper baseline, its placement and where its settings come from."""
+    table = Table(title="uniform paper baselines (run once per study)")
+    for column in ("baseline", "placement per stage", "source", "settings"):
+        table.add_column(column, overflow="fold")
+    for b in space.baselines():
+        p = b.provenance
+        table.add_row(_marked(b.name), b.arch.label(), f"{p.paper}; {p.table}", p.settings)
+    return table
 
 
 def _stage_table(space) -> Table:  # noqa: ANN001  (spaces.SearchSpace, imported lazily)
@@ -447,6 +468,9 @@ def validate(
             r["label"],
         )
     console.print(table)
+    for r in rows:
+        if r.get("source"):
+            console.print(f"  {r['baseline']}: {r['source']}", highlight=False)
     verdicts = Table(title="each front point against the best baseline at equal or lower cost")
     for c in ("trial", "baseline", "difference", "standard error", "beyond 2 sigma"):
         verdicts.add_column(c)
@@ -520,12 +544,19 @@ def fidelity(
     console.print(table)
     tau = figures["kendall_tau"]
     console.print(summary(figures))
-    console.print(
-        "the short schedule ranks these architectures much as the long one does"
-        if tau >= 0.6
-        else "[yellow]the short schedule ranks these architectures unlike the long one:[/] "
-        "lengthen it or change its recipe before searching"
-    )
+    if figures["long_separation_p"] >= 0.05:
+        console.print(
+            "[yellow]the long schedule does not tell these architectures apart beyond seed "
+            "noise:[/] more seeds, a larger validation split or a harder task will help; a "
+            "different short schedule cannot"
+        )
+    else:
+        console.print(
+            "the short schedule ranks these architectures much as the long one does"
+            if tau >= 0.6
+            else "[yellow]the short schedule ranks these architectures unlike the long one:[/] "
+            "lengthen it or change its recipe before searching"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / "fidelity.json"
     result = {**figures, "short_epochs": cfg.eval.train.epochs, "seeds": plan.seeds}

@@ -172,7 +172,7 @@ class SearchRun:
     def enqueue_baselines(self) -> None:
         for b in self.space.baselines():
             self.study.enqueue_trial(
-                self.space.encode(b.arch), user_attrs={"baseline": b.name}, skip_if_exists=True
+                self.space.encode_baseline(b), user_attrs={"baseline": b.name}, skip_if_exists=True
             )
 
     def reconcile(self) -> None:
@@ -234,6 +234,12 @@ class SearchRun:
         except ValueError as exc:  # cannot happen with a consistent space; never leave RUNNING
             self._fail(trial, f"could not decode parameters: {exc}")
             return None
+        # A paper baseline runs as its authors built it (released kernels, reductions), which
+        # the space's option lists need not hold; its parameters only approximate it for the
+        # sampler.
+        paper = self.space.baseline(trial.user_attrs.get("baseline") or "")
+        if paper is not None:
+            arch = paper.arch
         record = TrialRecord(
             arch=arch.to_dict(),
             arch_hash=arch.hash,

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from spaces.arch import ArchConfig, StageChoice, check_stage_choice
 from spaces.attention import ATTENTIONS, AUTO, ELA_VARIANTS, REGISTRY, check_odd_kernel
 from spaces.backbones import STEMS, BackboneSpec, StageSpec, get_backbone
+from spaces.baselines import NONE_PROVENANCE, Provenance, placements
 from spaces.errors import describe
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,16 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "variant": ("variant", "variants"),
     "reduction": ("reduction", "reductions"),
 }
+
+
+def _nearest(value: Any, allowed: tuple[Any, ...]) -> Any:
+    """``value`` if allowed, else the closest allowed number, else the first allowed value."""
+    if value in allowed:
+        return value
+    numbers = [v for v in allowed if isinstance(v, int)]
+    if isinstance(value, int) and numbers:
+        return min(numbers, key=lambda v: (abs(v - value), v))
+    return allowed[0]
 
 
 class TrialLike(Protocol):
@@ -152,6 +163,7 @@ class SpaceConfig(BaseModel):
 class Baseline:
     name: str
     arch: ArchConfig
+    provenance: Provenance
 
 
 @dataclass(frozen=True)
@@ -175,6 +187,7 @@ class SearchSpace:
             for s in self.spec.stages
             if searched is None or s.index in searched
         }
+        self._baselines: list[Baseline] | None = None
 
     # -- domain ---------------------------------------------------------------------------
     def _problem(self, stage: StageSpec, choice: StageChoice) -> str | None:
@@ -279,6 +292,15 @@ class SearchSpace:
         problem = self.why_not_in_space(arch)
         if problem:
             raise ValueError(problem)
+        return self._params(arch)
+
+    def encode_baseline(self, baseline: Baseline) -> dict[str, Any]:
+        """The parameters nearest a paper baseline whose options (the authors' kernel or
+        reduction) may lie outside the space's lists: what the sampler is told it tried. The
+        trial itself runs ``baseline.arch`` exactly."""
+        return self._params(baseline.arch)
+
+    def _params(self, arch: ArchConfig) -> dict[str, Any]:
         params: dict[str, Any] = {}
         for i, domain in self.domains.items():
             choice = arch.stages[i]
@@ -286,8 +308,7 @@ class SearchSpace:
                 if not vals:
                     continue
                 field = next((f for f, (s, _) in DIMENSIONS.items() if s == suffix), "attention")
-                value = getattr(choice, field)
-                params[f"stage{i}_{suffix}"] = value if value in vals else vals[0]
+                params[f"stage{i}_{suffix}"] = _nearest(getattr(choice, field), vals)
         return params
 
     def why_not_in_space(self, arch: ArchConfig) -> str | None:
@@ -307,54 +328,73 @@ class SearchSpace:
         return math.prod(len(d.choices) for d in self.domains.values())
 
     # -- baselines -------------------------------------------------------------------------
-    def _paper_baselines(self) -> list[tuple[str, ArchConfig | str]]:
-        """Each paper's uniform placement: its architecture, or why it cannot be built here."""
+    def _paper_baselines(self) -> list[tuple[str, ArchConfig | str, Provenance]]:
+        """Each paper's placement over the searched stages (see ``spaces.baselines``): its
+        architecture, or why it cannot be built here."""
         fields = self.config.arch_fields()
         n = len(self.spec.stages)
-        # Where each paper puts its module in this family; otherwise the SE paper's "standard".
-        positions = get_backbone(self.config.backbone).paper_positions
-        out: list[tuple[str, ArchConfig | str]] = [
-            ("none", ArchConfig(**fields, stages=(StageChoice(),) * n))
+        out: list[tuple[str, ArchConfig | str, Provenance]] = [
+            ("none", ArchConfig(**fields, stages=(StageChoice(),) * n), NONE_PROVENANCE)
         ]
-        for attention in ATTENTIONS[1:]:
-            variants = ELA_VARIANTS if attention == "ela" else [None]
-            for variant in variants:
-                name = f"ela-{variant}" if variant else attention
-                if attention not in self.config.attentions:
-                    out.append((name, f"{attention} is not in space.attentions"))
-                    continue
-                if variant and variant not in self.config.variants:
-                    out.append((name, f"variant {variant} is not in space.variants"))
-                    continue
-                choice = {"attention": attention, "position": positions.get(attention, "standard")}
-                if variant:
-                    choice["variant"] = variant
-                # Uniform over the searched stages (all, unless the config narrows them).
-                stages = tuple(
-                    StageChoice(**choice) if i in self.domains else StageChoice() for i in range(n)
-                )
-                try:
-                    out.append((name, ArchConfig(**fields, stages=stages)))
-                except ValueError as exc:
-                    out.append((name, describe(exc)))
+        positions = get_backbone(self.config.backbone).paper_positions
+        for p in placements(self.spec, dict(positions)):
+            variant = p.choices[-1].variant if p.choices[-1] else None
+            if p.attention not in self.config.attentions:
+                out.append((p.name, f"{p.attention} is not in space.attentions", p.provenance))
+                continue
+            if variant and variant not in self.config.variants:
+                out.append((p.name, f"variant {variant} is not in space.variants", p.provenance))
+                continue
+            stages = tuple(
+                c if c is not None and i in self.domains else StageChoice()
+                for i, c in enumerate(p.choices)
+            )
+            try:
+                out.append((p.name, ArchConfig(**fields, stages=stages), p.provenance))
+            except ValueError as exc:
+                out.append((p.name, describe(exc), p.provenance))
         return out
 
-    def _judged_baselines(self) -> list[tuple[str, ArchConfig | str, str | None]]:
-        """(name, arch or reason, why this space cannot hold it or None)."""
+    def _baseline_problem(self, arch: ArchConfig) -> str | None:
+        """Why a baseline cannot run as a comparator here: its type or position per stage must
+        be searched; its options (kernel, reduction) are the authors' and may lie outside the
+        space's lists."""
+        if arch.model_dump(include=set(self.config.arch_fields())) != self.config.arch_fields():
+            return "backbone, widths, stem, classes or image size differ from the space's"
+        for stage, choice in zip(self.spec.stages, arch.stages, strict=True):
+            domain = self.domains.get(stage.index)
+            if domain is None or choice.attention == "none":
+                continue
+            if choice.attention not in domain.values["attn"]:
+                return f"stage {stage.index}: {choice.attention} does not fit this stage"
+            if choice.position not in domain.values.get("pos", ()):
+                return f"position {choice.position!r} is not in space.positions"
+        return None
+
+    def _judged_baselines(self) -> list[tuple[str, ArchConfig | str, str | None, Provenance]]:
+        """(name, arch or reason, why this space cannot hold it or None, provenance)."""
         return [
-            (name, a, a if isinstance(a, str) else self.why_not_in_space(a))
-            for name, a in self._paper_baselines()
+            (name, a, a if isinstance(a, str) else self._baseline_problem(a), prov)
+            for name, a, prov in self._paper_baselines()
         ]
 
     def baselines(self) -> list[Baseline]:
-        """The papers' uniform placements that this space can hold, for enqueueing once."""
+        """The papers' placements that this space can hold, for enqueueing once."""
+        if self._baselines is None:
+            self._baselines = self._kept_baselines()
+        return list(self._baselines)
+
+    def _kept_baselines(self) -> list[Baseline]:
         kept = []
-        for name, arch, reason in self._judged_baselines():
+        for name, arch, reason, prov in self._judged_baselines():
             if reason:
                 log.info("baseline %s skipped: %s", name, reason)
             elif isinstance(arch, ArchConfig):  # always, when there is no reason
-                kept.append(Baseline(name, arch))
+                kept.append(Baseline(name, arch, prov))
         return kept
 
+    def baseline(self, name: str) -> Baseline | None:
+        return next((b for b in self.baselines() if b.name == name), None)
+
     def skipped_baselines(self) -> list[tuple[str, str]]:
-        return [(name, reason) for name, _, reason in self._judged_baselines() if reason]
+        return [(name, reason) for name, _, reason, _ in self._judged_baselines() if reason]

@@ -95,3 +95,38 @@ def test_fidelity_quick_resumes_from_its_store(tmp_path):
     again = run("fidelity.py", "--out", str(out), "--store", str(store), "--workers", "1")
     assert len(store.read_text().splitlines()) == len(runs)
     assert json.loads(out.read_text())["kendall_tau"] == r["kendall_tau"] and "[1/" not in again
+
+
+def _rows(long: list[list[float]], short: list[list[float]] | None = None) -> list[dict]:
+    short = short or long
+    return [
+        {"label": f"a{i}", "groups": ["type:none"], "short": s, "long": g, "latency_rel": 1.0}
+        for i, (s, g) in enumerate(zip(short, long, strict=True))
+    ]
+
+
+def test_noise_ceiling_tells_a_task_that_separates_from_one_that_does_not():
+    from evaluators.fidelity import noise_ceiling, summary
+
+    # Four architectures 0.05 apart, seeds within 0.001: both seeds rank them the same.
+    apart = [[0.70 + 0.05 * i, 0.701 + 0.05 * i] for i in range(4)]
+    figures = noise_ceiling(_rows(apart))
+    assert figures["long_seed_tau"] == pytest.approx(1.0)
+    assert figures["long_separation_p"] < 1e-6
+    # The same means with seeds 0.2 apart (seed 1 in reverse order): tau -1, no separation.
+    noisy = [[0.70 + 0.05 * i, 0.95 - 0.05 * i] for i in range(4)]
+    figures = noise_ceiling(_rows(noisy))
+    assert figures["long_seed_tau"] == pytest.approx(-1.0)
+    assert figures["long_separation_p"] > 0.5
+    text = summary(
+        figures
+        | {
+            "kendall_tau": 0.1,
+            "spearman_rho": 0.1,
+            "top_k": 3,
+            "long_front_in_short_top_k": 1.0,
+            "seed_sigma_short": 0.1,
+            "seed_sigma_long": 0.1,
+        }  # fmt: skip
+    )
+    assert "does not separate these placements beyond seed noise" in text

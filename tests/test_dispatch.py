@@ -66,7 +66,7 @@ def _finish(run: SearchRun, tune_id: str, config: dict, durable: bool = False) -
 def test_duplicate_held_behind_its_twin_is_answered_without_spending_budget(tmp_path):
     run = _run(tmp_path, n_trials=2)
     twin = run.space.encode(run.space.baselines()[1].arch)
-    other = run.space.encode(run.space.baselines()[2].arch)
+    other = run.space.encode_baseline(run.space.baselines()[2])
     for params in (twin, twin, other):
         run.study.enqueue_trial(params)
 
@@ -166,3 +166,19 @@ def test_an_exhausted_space_stops_the_search(tmp_path):
     assert run.next_config("tune-c") == Searcher.FINISHED  # the next proposal can only repeat
     assert run.stop_reason == "every architecture of the space (2) is evaluated"
     assert (run.completed, run.duplicates) == (2, 1)
+
+
+def test_a_paper_baseline_runs_as_its_authors_built_it_outside_the_spaces_options(tmp_path):
+    # The space searches ECA with kernel 5 only; the ECA baseline uses the released kernel 3.
+    run = _run(tmp_path, n_trials=8, space__kernel_sizes=[5])
+    eca = run.space.baseline("eca")
+    assert {run.space.decode(run.space.encode_baseline(eca)).stages[3].kernel_size} == {5}
+    run.enqueue_baselines()
+    sent = {}
+    for i in range(len(run.space.baselines())):
+        config = run.next_config(f"tune-{i}")
+        sent[run.study.trials[config["number"]].user_attrs["baseline"]] = config
+    assert ArchConfig.model_validate(sent["eca"]["arch"]) == eca.arch
+    assert {eca.arch.stages[i].kernel_size for i in (2, 3)} == {3}
+    record = read_record(run.study.trials[sent["eca"]["number"]])
+    assert record.arch_hash == eca.arch.hash and record.baseline == "eca"

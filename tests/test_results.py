@@ -3,6 +3,7 @@ report and validation are written."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -115,6 +116,12 @@ def test_validate_then_report(small_study):
     md = (report / "summary.md").read_text()
     assert "## Pareto front" in md and "Held-out validation (2 seeds" in md
     assert "best baseline" in md
+    # Every baseline that ran names its source in the summary and the HTML report.
+    eca = "released ECA-ResNet-18/34: kernel 3 in every stage"
+    assert eca in md and eca in (report / "report.html").read_text()
+    assert "Hou et al., Coordinate Attention (CVPR 2021)" in md
+    validated = json.loads((report / "validate.json").read_text())["rows"]
+    assert all(bool(r["source"]) == (r["role"] == "baseline") for r in validated)
 
 
 def test_plots_draw_the_study(small_study):
