@@ -107,11 +107,13 @@ def test_augment_keeps_shape_and_moves_pixels():
 
 
 def test_clutter_is_cluttered_translated_digits_with_no_leak_between_splits():
-    from evaluators.data import CLUTTER_COPIES, _digits
+    from evaluators.data import CLUTTER_COPIES, CLUTTER_EVAL_COPIES
 
     data = load_dataset("clutter", image_size=16)
-    source = len(_digits()[1])
-    assert len(data.train) + len(data.val) + len(data.holdout) == CLUTTER_COPIES * source
+    plain = load_dataset("digits", image_size=8)  # the same split of the source digits
+    assert len(data.train) == CLUTTER_COPIES * len(plain.train)
+    assert len(data.val) == CLUTTER_EVAL_COPIES * len(plain.val)
+    assert len(data.holdout) == CLUTTER_EVAL_COPIES * len(plain.holdout)
     assert data.train.images.shape[1:] == (1, 16, 16) and data.num_classes == 10
     assert not data.flip  # a mirrored digit is another digit
     again = load_dataset("clutter", image_size=16)
@@ -129,9 +131,9 @@ def test_clutter_is_cluttered_translated_digits_with_no_leak_between_splits():
     from evaluators.data import Split, _cluttered
 
     one = Split(digits.train.images[:1], digits.train.labels[:1])
-    canvases = _cluttered(one, 16, seed=3)
+    canvases = _cluttered(one, 16, seed=3, copies=3)
     assert set(canvases.images.unique().tolist()) <= set(one.images.unique().tolist()) | {0}
-    assert canvases.labels.tolist() == [one.labels.item()] * CLUTTER_COPIES
+    assert canvases.labels.tolist() == [one.labels.item()] * 3
 
 
 def test_clutter_needs_room_to_move():
