@@ -12,7 +12,8 @@ from spaces.backbones import get_backbone
 # The version of what ``build_model`` makes of an ArchConfig (initialisation included).
 # Evaluation fingerprints carry it, so a stored result from an older builder is never reused
 # for a network that is now initialised differently. 2: ResNets without zero_init_last.
-BUILD_VERSION = 2
+# 3: attention modules get the family's init and their authors' own rules (CBAM).
+BUILD_VERSION = 3
 
 
 def build_model(arch: ArchConfig, seed: int | None = None) -> nn.Module:
@@ -31,6 +32,9 @@ def build_model(arch: ArchConfig, seed: int | None = None) -> nn.Module:
                 continue
             for block, channels in zip(blocks, stage.channels[choice.position], strict=True):
                 module = create_attention(choice.attention, channels, **choice.options)
+                backbone.init_attention(module)
+                if hasattr(module, "init_as_authors"):  # a module's own rule comes last
+                    module.init_as_authors()
                 backbone.install(block, choice.position, module)
     model.arch = arch  # type: ignore[attr-defined]  # lets evaluators/exporters recover it
     return model

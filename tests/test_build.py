@@ -102,3 +102,50 @@ def test_deploy_fuses_rcam_inside_a_network(bn_randomizer):
         after = deploy(model)(x)
     torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
     assert all(m.deployed for m in model.modules() if hasattr(m, "switch_to_deploy"))
+
+
+def _attention(arch: ArchConfig) -> torch.nn.Module:
+    model = build_model(arch, seed=0)
+    return next(m for n, m in model.named_modules() if n.endswith(".attn"))
+
+
+@pytest.mark.parametrize(
+    ("backbone", "position", "expected_std"),
+    [
+        # Kaiming normal, fan-out (timm's SE-ResNet): fc1 maps 128 -> 8 channels, 1x1.
+        ("resnet18", "standard", (2 / 8) ** 0.5),
+        # timm's EfficientNet init, normal(0, sqrt(2 / fan_out)), the same rule on MobileNetV2.
+        ("mobilenetv2_100", "mid", None),
+        # ConvNeXt's truncated normal, std 0.02 (truncated at +-2: std 0.02 * 0.88).
+        ("convnext_atto", "standard", 0.02 * 0.88),
+    ],
+)
+def test_attention_modules_get_their_familys_init_not_pytorchs_default(
+    backbone, position, expected_std
+):
+    arch = uniform(backbone, StageChoice(attention="se", position=position), stem="cifar",
+                   image_size=16, widths=(16, 32, 64, 128) if backbone == "resnet18" else None)  # fmt: skip
+    model = build_model(arch, seed=0)
+    last = [m for n, m in model.named_modules() if n.endswith(".attn")][-1]  # widest stage
+    fc1 = last.fc1.weight
+    if expected_std is None:
+        expected_std = (2 / fc1.shape[0]) ** 0.5
+        assert torch.count_nonzero(last.fc2.bias) == 0  # timm's EfficientNet zeroes biases
+    assert fc1.std().item() == pytest.approx(expected_std, rel=0.15)
+    # PyTorch's default (Kaiming uniform, a=sqrt(5)) would be 1/sqrt(3 * fan_in) instead.
+    assert fc1.std().item() != pytest.approx((1 / (3 * fc1.shape[1])) ** 0.5, rel=0.15)
+
+
+def test_cbam_is_initialised_as_its_authors_code_does():
+    cbam = _attention(
+        uniform("resnet18", StageChoice(attention="cbam"), stem="cifar", image_size=16)
+    )
+    bn = cbam.spatial.conv.bn
+    assert bn.momentum == 0.01
+    assert torch.count_nonzero(bn.weight) == 0 and torch.count_nonzero(bn.bias) == 0
+    assert torch.count_nonzero(cbam.channel.fc1.bias) == 0
+    # The spatial gate therefore starts at exactly 0.5 everywhere (in training mode).
+    x = torch.randn(4, cbam.channel.fc1.in_channels, 6, 6)
+    pooled = torch.cat([x.amax(1, keepdim=True), x.mean(1, keepdim=True)], 1)
+    gate = cbam.spatial.gate(cbam.spatial.conv(pooled))
+    assert torch.allclose(gate, torch.full_like(gate, 0.5))

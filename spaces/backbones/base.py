@@ -62,6 +62,13 @@ class Backbone(Protocol):
 
     def install(self, block: nn.Module, position: str, module: nn.Module) -> None: ...
 
+    def init_attention(self, module: nn.Module) -> None:
+        """Initialise an attached module as this family's own weight init would have: the
+        papers build their modules into the network before its init runs, so the module
+        gets the network's init (timm's SE-ResNet, the ECA and CBAM ResNets, the CA and ECA
+        MobileNetV2s, SELNeXt), not PyTorch's per-layer default."""
+        ...
+
 
 def attach(block: nn.Module, attentive: type[nn.Module], position: str, module: nn.Module) -> None:
     """Turn a timm block into its attentive subclass in place.

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from timm.layers import LayerNorm2d
 from timm.models.convnext import ConvNeXt, ConvNeXtBlock
+from timm.models.convnext import _init_weights as convnext_init
 from torch import nn
 
 from spaces.backbones.base import BackboneSpec, StageSpec, attach, on_nhwc
@@ -119,6 +120,11 @@ class ConvNeXtBackbone:
         attach(block, _AttentiveConvNeXtBlock, position, module)
         if position == "selnext":
             block.norm = nn.Identity()
+
+    def init_attention(self, module: nn.Module) -> None:
+        # ConvNeXt's (and SELNeXt's) init: truncated normal, std 0.02, zero biases.
+        for m in module.modules():
+            convnext_init(m)
 
 
 CONVNEXTS = (

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from timm.layers import make_divisible
 from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
-from timm.models._efficientnet_builder import decode_arch_def
+from timm.models._efficientnet_builder import _init_weight_goog, decode_arch_def
 from timm.models.efficientnet import EfficientNet
 from torch import nn
 
@@ -140,6 +140,12 @@ class MobileNetV2Backbone:
 
     def install(self, block: nn.Module, position: str, module: nn.Module) -> None:
         attach(block, _ATTENTIVE[type(block)], position, module)
+
+    def init_attention(self, module: nn.Module) -> None:
+        # timm's EfficientNet init (normal(0, sqrt(2 / fan_out)), zero biases), which is the
+        # CA authors' MobileNetV2 _initialize_weights for convolutions and BN.
+        for name, m in module.named_modules():
+            _init_weight_goog(m, name)
 
 
 MOBILENETV2S = (

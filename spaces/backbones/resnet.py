@@ -139,6 +139,12 @@ class ResNetBackbone:
     def install(self, block: nn.Module, position: str, module: nn.Module) -> None:
         attach(block, _ATTENTIVE[type(block)], position, module)
 
+    def init_attention(self, module: nn.Module) -> None:
+        # timm's ResNet.init_weights and the SE/ECA/CBAM ResNet code: Kaiming normal, fan-out.
+        for m in module.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
 
 RESNETS = (
     ResNetBackbone("resnet18", BasicBlock, (2, 2, 2, 2)),

@@ -1,13 +1,15 @@
 """CBAM as in the authors' code: timm's module, configured and reordered to match.
 
 timm's ``CbamModule`` defaults to a bias-free MLP and pools [mean, max] for the spatial map;
-the authors (Woo et al., ECCV 2018) use an MLP with bias and pool [max, mean].
+the authors (Woo et al., ECCV 2018) use an MLP with bias and pool [max, mean], a BN momentum
+of 0.01 in the spatial gate, and their own init (``init_as_authors``).
 """
 
 from __future__ import annotations
 
 import torch
 from timm.layers.cbam import CbamModule, SpatialAttn
+from torch import nn
 
 
 class _MaxMeanSpatialAttn(SpatialAttn):
@@ -25,3 +27,14 @@ class AuthorsCbam(CbamModule):
             mlp_bias=True,
         )
         self.spatial = _MaxMeanSpatialAttn(spatial_kernel_size)
+        self.spatial.conv.bn.momentum = 0.01  # the authors' BasicConv
+
+    def init_as_authors(self) -> None:
+        """Jongchan/attention-module's ResNet init, after the family's: every bias zero, the
+        spatial gate's BN weight zero (the spatial gate starts at 0.5 everywhere), and the
+        MLP (``nn.Linear`` there) keeps PyTorch's default weights."""
+        for fc in (self.channel.fc1, self.channel.fc2):
+            fc.reset_parameters()
+            nn.init.zeros_(fc.bias)
+        nn.init.zeros_(self.spatial.conv.bn.weight)
+        nn.init.zeros_(self.spatial.conv.bn.bias)
