@@ -57,6 +57,7 @@ def main() -> None:
     if args.quick:
         overrides += ["eval.dataset=digits", "eval.image_size=8", "space.image_size=8"]
         overrides += ["eval.train.epochs=1", "eval.latency.repeats=3"]
+        overrides += ["eval.latency.min_sample_ms=1", "eval.latency.max_seconds=0.5"]
         args.archs, args.seeds = 4, 2
     cfg = load_config(args.config, overrides)
     recipe = LONG_RECIPE | ({"epochs": 2} if args.quick else {})

@@ -5,7 +5,9 @@ Latency: each model is measured ``--runs`` times (5) with the quickstart's laten
 each run the usual paired A/B protocol against the same backbone without attention. Per run
 we report IQR/median of the samples; across runs, the spread ((max - min) / median) of the
 absolute median latency next to that of ``latency_rel``: the paired ratio should move less on
-a shared machine, which is why the quickstart optimises it.
+a shared machine, which is why the quickstart optimises it. Then the reference against
+itself: the no-attention network timed against a separately built copy in ``--self-runs``
+(20) fresh processes, where 1.000 is exact, and the share of runs within 1.00 +- 0.02.
 
 FLOPs: for each backbone family, ``torch.utils.flop_counter.FlopCounterMode`` counts only
 matrix products and convolutions, as 2 FLOPs per multiply-add. Our fvcore-based count of
@@ -79,9 +81,45 @@ def latency_repeatability(archs: dict[str, ArchConfig], runs: int, settings, sha
                     r.latency_rel_iqr / r.latency_rel for r in per_run
                 ),
                 "rel_spread": (max(rel) - min(rel)) / statistics.median(rel),
+                "blocks_median": statistics.median(r.blocks for r in per_run),
+                "seconds_median": statistics.median(r.seconds for r in per_run),
             }
         )
     return rows
+
+
+def _self_run(arch: dict, settings: dict, shape: tuple[int, int, int], out) -> None:  # noqa: ANN001
+    from evaluators.latency import LatencySettings
+
+    a = ArchConfig.model_validate(arch)
+    model, copy = build_model(a, seed=0), build_model(a, seed=0)
+    r = measure_latency(model, copy, shape, LatencySettings.model_validate(settings), "cpu")
+    out.put([r.latency_rel, *r.latency_rel_ci, r.seconds])
+
+
+def reference_against_itself(arch: ArchConfig, runs: int, settings, shape) -> dict:
+    """``runs`` fresh processes, each timing the network against a separately built copy."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    got = []
+    for _ in range(runs):
+        queue = ctx.Queue()
+        proc = ctx.Process(
+            target=_self_run, args=(arch.to_dict(), settings.model_dump(), shape, queue)
+        )
+        proc.start()
+        got.append(queue.get())
+        proc.join()
+    rel = [g[0] for g in got]
+    return {
+        "runs": runs,
+        "latency_rel_runs": rel,
+        "ci_runs": [g[1:3] for g in got],
+        "seconds_runs": [g[3] for g in got],
+        "within_2pct": sum(abs(v - 1) <= 0.02 for v in rel) / runs,
+        "ci_covers_1": sum(g[1] <= 1 <= g[2] for g in got) / runs,
+    }
 
 
 def flops_cross_check(image_size: int) -> list[dict]:
@@ -115,6 +153,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="2 runs, 1 model, 64 px FLOPs")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--self-runs", type=int, default=20, help="fresh processes, none vs none")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "measurement.json")
     args = ap.parse_args()
     console = Console()
@@ -135,6 +174,10 @@ def main() -> None:
     shape = (cfg.space.in_chans, cfg.space.image_size, cfg.space.image_size)
     console.print(f"latency: {len(archs)} models x {runs} runs ({cfg.eval.latency})")
     lat = latency_repeatability(archs, runs, cfg.eval.latency, shape)
+    self_runs = 2 if args.quick else args.self_runs
+    itself = reference_against_itself(
+        uniform(backbone, **fields), self_runs, cfg.eval.latency, shape
+    )
     flops = flops_cross_check(64 if args.quick else 224)
 
     t = Table(title=f"latency repeatability, {runs} runs each (quickstart model, batch 1, CPU)")
@@ -146,6 +189,7 @@ def main() -> None:
         "latency_rel",
         "rel IQR/median in a run",
         "spread of rel over runs",
+        "seconds per run",
     ):
         t.add_column(c, justify="right")
     for r in lat:
@@ -157,7 +201,19 @@ def main() -> None:
             f"{r['latency_rel_median']:.3f}",
             f"{r['rel_iqr_over_median_per_run']:.3f}",
             f"{r['rel_spread']:.1%}",
+            f"{r['seconds_median']:.1f}",
         )
+    rel = itself["latency_rel_runs"]
+    t.add_row(
+        f"reference against itself ({itself['runs']} processes)",
+        "",
+        "",
+        "",
+        f"{statistics.median(rel):.3f} ({min(rel):.3f}-{max(rel):.3f})",
+        "",
+        f"{itself['within_2pct']:.0%} within 1.00 +- 0.02",
+        f"{statistics.median(itself['seconds_runs']):.1f}",
+    )
     console.print(t)
     t = Table(title="FLOPs: ours (fvcore + handles) against torch.utils.flop_counter")
     for c in (
@@ -186,6 +242,7 @@ def main() -> None:
         "latency_settings": cfg.eval.latency.model_dump(),
         "quick": args.quick,
         "latency": lat,
+        "reference_against_itself": itself,
         "flops": flops,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ number that no script produced. Run: .venv/bin/python bench/report.py
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +121,30 @@ def _table_noise(table: str) -> str:
     rel = float(rows[0]["latency_rel"])
     return (
         f"The table's no-attention row reads latency_rel {rel:.3f} where 1 is exact: that is the "
-        "noise level of its latency column (the stored table was built by two processes "
-        "before the builder took the node gate)."
+        "noise level of its latency column."
+    )
+
+
+def _hv_cell(e: dict[str, Any], k: int) -> str:
+    """Mean ± 95% CI (older results: ± std), then the difference from random with its
+    Welch 95% interval, in bold where it excludes zero."""
+    spread = e.get(f"hv@{k}_ci95", e[f"hv@{k}_std"])
+    text = f"{e[f'hv@{k}']:.3f} ± {spread:.3f}"
+    if f"vs_random@{k}" in e:
+        diff = f"{e[f'vs_random@{k}']:+.3f} ± {e[f'vs_random@{k}_ci95']:.3f}"
+        text += f" ({'**' + diff + '**' if e[f'beats_random@{k}'] else diff})"
+    return text
+
+
+def _verdict(eff: list[dict[str, Any]], k: int) -> str:
+    if not any(f"vs_random@{k}" in e for e in eff):
+        return ""
+    better = [e["sampler"] for e in eff if e.get(f"beats_random@{k}")]
+    if better:
+        return f"After {k} architectures, {', '.join(better)} beat random beyond its 95% interval."
+    return (
+        f"After {k} architectures no sampler beats random beyond its 95% interval: on this "
+        "table the samplers cannot be told apart."
     )
 
 
@@ -132,7 +155,7 @@ def samplers(r: dict[str, Any]) -> str:
     rows = [
         [
             e["sampler"],
-            *(f"{e[f'hv@{k}']:.3f} ± {e[f'hv@{k}_std']:.3f}" for k in ks),
+            *(_hv_cell(e, k) for k in ks),
             *(f"{e[f'front@{k}']:.0%}" for k in ks),
             f"{e['distinct_archs']:.0f}",
             e["seeds"],
@@ -157,7 +180,9 @@ def samplers(r: dict[str, Any]) -> str:
         [
             f"Replayed against `{r['table']}` ({r['table_rows']} architectures, every one of the "
             "sub-space evaluated once); hypervolume of (accuracy, latency_rel) as a fraction "
-            "of the table's true front, mean ± std over seeds. Optuna's samplers run with the "
+            "of the table's true front, mean ± 95% CI over seeds (in brackets: the difference "
+            "from random with its Welch 95% interval, bold where it excludes zero); 'k' counts "
+            "distinct architectures, as `n_trials` does. Optuna's samplers run with the "
             "settings `attnas search` gives them (NSGA-II population 8, multivariate TPE with "
             f"constant liar); no baselines enqueued. The table's true front has {front} "
             "architectures; 'true front found' is the share of them a run has evaluated.",
@@ -172,6 +197,8 @@ def samplers(r: dict[str, Any]) -> str:
                 ],
                 rows,
             ),
+            "",
+            _verdict(eff, ks[-1]),
             "",
             _table_noise(r["table"]),
             "",
@@ -192,9 +219,25 @@ def measurement(r: dict[str, Any]) -> str:
             f"{x['latency_rel_median']:.3f}",
             f"{x['rel_iqr_over_median_per_run']:.3f}",
             f"{x['rel_spread']:.1%}",
+            f"{x['seconds_median']:.1f}" if "seconds_median" in x else "-",
         ]
         for x in r["latency"]
     ]
+    itself = r.get("reference_against_itself")
+    if itself:
+        rel = itself["latency_rel_runs"]
+        lat.append(
+            [
+                f"reference against itself, {itself['runs']} fresh processes",
+                "",
+                "",
+                "",
+                f"{statistics.median(rel):.3f} ({min(rel):.3f}-{max(rel):.3f})",
+                "",
+                f"{itself['within_2pct']:.0%} of runs within 1.00 ± 0.02",
+                f"{statistics.median(itself['seconds_runs']):.1f}",
+            ]
+        )
     fl = [
         [
             x["arch"],
@@ -210,7 +253,9 @@ def measurement(r: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"Latency, each model measured {runs} times (batch 1, paired A/B against the same "
-            f"network without attention); {_machine(r['hardware'])}.",
+            f"network without attention, alternating every forward, sampled until the ratio's "
+            f"95% interval is within ±{r['latency_settings'].get('rel_ci', 0):.1%} or "
+            f"{r['latency_settings'].get('max_seconds', '-')} s); {_machine(r['hardware'])}.",
             "",
             _table(
                 [
@@ -221,6 +266,7 @@ def measurement(r: dict[str, Any]) -> str:
                     "latency_rel",
                     "rel IQR/median within a run",
                     "rel spread over runs",
+                    "seconds per measurement",
                 ],
                 lat,
             ),

@@ -3,10 +3,13 @@
 Efficiency: every sampler (nsga2, tpe, gp, random) is replayed for several seeds against the
 tabular benchmark (bench/tabular.py: every architecture of a 361-point sub-space evaluated
 once), through the same flat encoding and sampler settings ``attnas search`` uses, with no
-baselines enqueued. The hypervolume of the (accuracy max, latency_rel min) front after 25, 50
-and 100 trials is reported as a ratio to the table's true front, with one reference point
-for all (the table's worst values plus 10% of the range). A trial that proposes an already
-seen architecture counts, as it does in a real search (told from the cache).
+baselines enqueued. As in a real search, a proposal of an architecture already evaluated is
+told its values without counting toward the budget (``search.driver``), so "k trials" means
+k distinct architectures. The hypervolume of the (accuracy max, latency_rel min) front after
+25, 50 and 100 architectures is reported as a ratio to the table's true front, with one
+reference point for all (the table's worst values plus 10% of the range), as a mean over
+seeds with its 95% confidence interval, and each sampler's difference from random with a
+Welch 95% interval: a sampler "beats random" only where that interval excludes zero.
 
 Cost: seconds per ask + suggest + tell with 100, 1,000 and 5,000 finished trials already in
 an in-memory study (the samplers' own cost; storage I/O is separate), each cell in its own
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import statistics
 import sys
@@ -36,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 import tabular  # noqa: E402
 
 from results.pareto import hypervolume, pareto_mask, reference_point  # noqa: E402
+from search.driver import DUPLICATE_STREAK_LIMIT  # noqa: E402
 
 SAMPLERS = ("nsga2", "tpe", "gp", "random")
 DIRECTIONS = ["maximize", "minimize"]
@@ -54,20 +59,45 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     return build(cfg)
 
 
-def replay(name: str, seed: int, table: dict[str, dict], n_trials: int) -> np.ndarray:
-    """Objective values in trial order for one sampler run against the table."""
+def replay(name: str, seed: int, table: dict[str, dict], n_archs: int) -> np.ndarray:
+    """Objective values of the first ``n_archs`` distinct architectures one sampler run
+    proposes against the table (fewer if it only repeats itself, as the driver stops)."""
     space = tabular.table_space()
     study = optuna.create_study(
         directions=["maximize", "minimize"], sampler=make_sampler(name, seed)
     )
-    values = []
-    for _ in range(n_trials):
+    values, seen, streak = [], set(), 0
+    while len(values) < n_archs and streak < DUPLICATE_STREAK_LIMIT:
         trial = study.ask()
-        row = table[space.suggest(trial).hash]
+        arch = space.suggest(trial)
+        row = table[arch.hash]
         v = [row["accuracy"], row["latency_rel"]]
         study.tell(trial, v)
-        values.append(v)
+        streak = streak + 1 if arch.hash in seen else 0
+        if arch.hash not in seen:
+            seen.add(arch.hash)
+            values.append(v)
     return np.asarray(values)
+
+
+def interval(values: list[float]) -> float:
+    """Half-width of the 95% t confidence interval of the mean."""
+    from scipy.stats import t
+
+    n = len(values)
+    return float(t.ppf(0.975, n - 1) * statistics.stdev(values) / n**0.5) if n > 1 else math.nan
+
+
+def welch(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Mean of a - b and the half-width of its Welch 95% confidence interval."""
+    from scipy.stats import t
+
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = (va + vb) ** 0.5
+    if se == 0:
+        return statistics.mean(a) - statistics.mean(b), 0.0
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return statistics.mean(a) - statistics.mean(b), float(t.ppf(0.975, dof) * se)
 
 
 def efficiency(
@@ -78,6 +108,7 @@ def efficiency(
     true_hv = hypervolume(every, DIRECTIONS, ref)
     front = {tuple(v) for v in every[pareto_mask(every, DIRECTIONS)]}
     rows = []
+    per_seed: dict[str, dict[int, list[float]]] = {}
     for name in SAMPLERS:
         ratios: dict[int, list[float]] = {k: [] for k in checkpoints}
         found: dict[int, list[float]] = {k: [] for k in checkpoints}
@@ -88,11 +119,13 @@ def efficiency(
             for k in checkpoints:
                 ratios[k].append(hypervolume(values[:k], DIRECTIONS, ref) / true_hv)
                 found[k].append(len(front & {tuple(v) for v in values[:k]}) / len(front))
-            distinct.append(len({tuple(v) for v in values}))
+            distinct.append(len(values))
+        per_seed[name] = ratios
         row: dict[str, Any] = {"sampler": name, "seeds": seeds[name]}
         for k in checkpoints:
             row[f"hv@{k}"] = statistics.mean(ratios[k])
             row[f"hv@{k}_std"] = statistics.stdev(ratios[k]) if seeds[name] > 1 else 0.0
+            row[f"hv@{k}_ci95"] = interval(ratios[k])
             row[f"front@{k}"] = statistics.mean(found[k])
         row["distinct_archs"] = statistics.mean(distinct)
         row["seconds"] = time.perf_counter() - t0
@@ -100,6 +133,15 @@ def efficiency(
         console.print(
             f"  {name}: " + ", ".join(f"hv@{k} {row[f'hv@{k}']:.3f}" for k in checkpoints)
         )
+    for row in rows:
+        for k in checkpoints:
+            a, b = per_seed[row["sampler"]][k], per_seed["random"][k]
+            if row["sampler"] == "random" or len(a) < 2 or len(b) < 2:
+                continue
+            diff, half = welch(a, b)
+            row[f"vs_random@{k}"] = diff
+            row[f"vs_random@{k}_ci95"] = half
+            row[f"beats_random@{k}"] = diff - half > 0
     return rows, {
         "reference_point_min_space": ref.tolist(),
         "true_hypervolume": true_hv,
@@ -158,11 +200,18 @@ def cost(sizes: list[int], asks: int, limit_s: float, console) -> list[dict]:
     return rows
 
 
+def _cell(r: dict, k: int) -> str:
+    text = f"{r[f'hv@{k}']:.3f} ± {r[f'hv@{k}_ci95']:.3f}"
+    if f"vs_random@{k}" in r:
+        text += f" ({r[f'vs_random@{k}']:+.3f} ± {r[f'vs_random@{k}_ci95']:.3f})"
+    return text
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 seed, 25 trials, costs at 100 only")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--gp-seeds", type=int, default=3, help="GP asks take seconds each")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--gp-seeds", type=int, default=10, help="GP asks take seconds each")
     ap.add_argument("--limit", type=float, default=180.0, help="seconds per cost cell")
     ap.add_argument("--table", type=Path, default=tabular.TABLE)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "samplers.json")
@@ -184,17 +233,20 @@ def main() -> None:
     console.print("cost: seconds per ask+suggest+tell")
     cost_rows = cost(sizes, asks, args.limit, console)
 
-    t = Table(title=f"hypervolume / true front ({len(table)}-architecture table, mean ± std)")
+    t = Table(
+        title=f"hypervolume / true front ({len(table)}-architecture table, mean ± 95% CI; "
+        "difference from random)"
+    )
     t.add_column("sampler")
     for k in checkpoints:
-        t.add_column(f"{k} trials", justify="right")
+        t.add_column(f"{k} archs", justify="right")
     t.add_column(f"true front found at {checkpoints[-1]}", justify="right")
     t.add_column("distinct archs", justify="right")
     t.add_column("seeds", justify="right")
     for r in eff_rows:
         t.add_row(
             r["sampler"],
-            *(f"{r[f'hv@{k}']:.3f} ± {r[f'hv@{k}_std']:.3f}" for k in checkpoints),
+            *(_cell(r, k) for k in checkpoints),
             f"{r[f'front@{checkpoints[-1]}']:.0%}",
             f"{r['distinct_archs']:.0f}",
             str(r["seeds"]),

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from evaluators.data import DATASETS, Dataset, load_dataset
+from evaluators.data import DATA_VERSION, DATASETS, Dataset, load_dataset
 from evaluators.flops import count_flops
 from evaluators.hygiene import NodeGate
 from evaluators.latency import LatencyResult, LatencySettings, hardware_info, measure_latency
@@ -81,7 +81,8 @@ class EvalConfig(BaseModel):
         """Hash of what determines the numbers. ``device`` enters as configured (``auto``
         stays ``auto``), so a CPU head and a GPU worker compute the same fingerprint; the
         device that actually ran is recorded in the outcome's ``hardware``."""
-        data = self.model_dump(mode="json", exclude={"download"}) | {"build": BUILD_VERSION}
+        versions = {"build": BUILD_VERSION, "data": DATA_VERSION}
+        data = self.model_dump(mode="json", exclude={"download"}) | versions
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -152,6 +153,8 @@ class Outcome(BaseModel):
     failed_epoch: int | None = None
     latency_ms: float | None
     latency_iqr_ms: float | None
+    latency_ci_ms: tuple[float, float] | None = None  # 95% CI of latency_ms
+    latency_rel_ci: tuple[float, float] | None = None  # 95% CI of latency_rel
     latency_rel: float | None
     reference_latency_ms: float | None
     flops: int
@@ -231,6 +234,8 @@ def _outcome(
         failed_epoch=failed_epoch,
         latency_ms=lat.latency_ms if lat else None,
         latency_iqr_ms=lat.latency_iqr_ms if lat else None,
+        latency_ci_ms=lat.latency_ci_ms if lat else None,
+        latency_rel_ci=lat.latency_rel_ci if lat else None,
         latency_rel=lat.latency_rel if lat else None,
         reference_latency_ms=lat.reference_ms if lat else None,
         flops=cost.flops,

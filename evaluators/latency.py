@@ -1,13 +1,23 @@
 """Latency measured on the device the trial runs on, candidate and reference interleaved.
 
 Absolute milliseconds drift with clock speed, thermal state and neighbours; the ratio of two
-models timed in alternation (A, B, B, A, ...) in one process cancels most of that, so
-``latency_rel`` stays comparable across noisy or mixed machines. Every result carries the
+models timed in alternation in one process cancels most of that, so ``latency_rel`` stays
+comparable across noisy or mixed machines. The alternation is per forward pass (A B B A ...),
+summed over a block of about ``min_sample_ms`` per model, and each block gives one ratio: on
+a shared 2-core VM the CPU's speed changes faster than a 20 ms sample, so alternating whole
+samples (A for 20 ms, then B) left a within-run IQR of 6-16% of the ratio, and alternating
+each forward brings it to 1-5% (``bench/measurement.py``). ``torch.utils.benchmark.Timer``
+times one statement per block, so it cannot pair at this grain.
+
+Sampling stops on precision, not a count: once ``repeats`` blocks are in, it stops as soon as
+the 95% confidence interval of the median ratio is within ``rel_ci`` of it, or when
+``max_seconds`` have passed (the interval is recorded either way). Every result carries the
 hardware and settings it was measured with.
 """
 
 from __future__ import annotations
 
+import math
 import platform
 import statistics
 import time
@@ -27,8 +37,10 @@ class LatencySettings(BaseModel):
 
     batch_size: int = Field(1, ge=1)
     warmup: int = Field(10, ge=0)
-    repeats: int = Field(30, ge=3)
-    min_sample_ms: float = Field(2.0, gt=0)  # each sample loops the model until this long
+    repeats: int = Field(10, ge=3)  # blocks (ratio samples) at least
+    min_sample_ms: float = Field(40.0, gt=0)  # time per model in one block
+    rel_ci: float = Field(0.01, gt=0)  # stop when the median ratio's 95% CI is within +-this
+    max_seconds: float = Field(6.0, gt=0)  # ... or after this long, whatever the interval
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     channels_last: bool = False
     compile: bool = False
@@ -36,12 +48,16 @@ class LatencySettings(BaseModel):
 
 
 class LatencyResult(BaseModel):
-    latency_ms: float
+    latency_ms: float  # median over blocks of the candidate's mean forward time
     latency_iqr_ms: float
+    latency_ci_ms: tuple[float, float]  # 95% confidence interval of that median
     reference_ms: float
     reference_iqr_ms: float
-    latency_rel: float  # median of paired candidate/reference ratios
+    latency_rel: float  # median of the blocks' candidate/reference ratios
     latency_rel_iqr: float
+    latency_rel_ci: tuple[float, float]  # 95% confidence interval of latency_rel
+    blocks: int
+    seconds: float
     hardware: dict[str, str]
     settings: LatencySettings
 
@@ -86,26 +102,46 @@ def _threads(n: int):
         torch.set_num_threads(before)
 
 
-class _Timer:
-    """Times ``number`` forward passes; CUDA events on GPU, perf_counter on CPU."""
+def median_ci(xs: list[float]) -> tuple[float, float]:
+    """Distribution-free 95% confidence interval of the median: the order statistics
+    n/2 -+ 1.96 sqrt(n)/2 (no normality assumed; latency samples are skewed)."""
+    ordered = sorted(xs)
+    n = len(ordered)
+    half = 1.96 * math.sqrt(n) / 2
+    lo = max(0, math.floor((n - 1) / 2 - half))
+    hi = min(n - 1, math.ceil((n - 1) / 2 + half))
+    return ordered[lo], ordered[hi]
 
-    def __init__(self, model: nn.Module, x: torch.Tensor) -> None:
-        self.model, self.x = model, x
+
+class _Pair:
+    """Times the two models one forward at a time, alternating; CUDA events on GPU."""
+
+    def __init__(self, a: nn.Module, b: nn.Module, x: torch.Tensor) -> None:
+        self.models, self.x = (a, b), x
         self.cuda = x.is_cuda
 
-    def __call__(self, number: int) -> float:
+    def block(self, pairs: int) -> tuple[float, float]:
+        """Mean ms per forward of A and of B over ``pairs`` alternating pairs (A B, B A, ...)."""
+        total = [0.0, 0.0]
+        events: list[tuple[int, torch.cuda.Event, torch.cuda.Event]] = []
+        for i in range(pairs):
+            for which in (0, 1) if i % 2 == 0 else (1, 0):
+                if self.cuda:
+                    start = torch.cuda.Event(enable_timing=True)
+                    end = torch.cuda.Event(enable_timing=True)
+                    start.record()
+                    self.models[which](self.x)
+                    end.record()
+                    events.append((which, start, end))
+                else:
+                    t0 = time.perf_counter()
+                    self.models[which](self.x)
+                    total[which] += (time.perf_counter() - t0) * 1000
         if self.cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(number):
-                self.model(self.x)
-            end.record()
             torch.cuda.synchronize()
-            return start.elapsed_time(end) / number
-        t0 = time.perf_counter()
-        for _ in range(number):
-            self.model(self.x)
-        return (time.perf_counter() - t0) * 1000 / number
+            for which, start, end in events:
+                total[which] += start.elapsed_time(end)
+        return total[0] / pairs, total[1] / pairs
 
 
 def _prepare(model: nn.Module, s: LatencySettings, device: torch.device) -> nn.Module:
@@ -122,33 +158,42 @@ def measure_latency(
     settings: LatencySettings | None = None,
     device: torch.device | str = "cpu",
 ) -> LatencyResult:
-    """Median latency (ms per batch) of candidate and reference, interleaved A/B in one process."""
+    """Latency (ms per batch) of candidate and reference and their ratio, interleaved per
+    forward in one process, sampled until the ratio's interval is tight (module docstring)."""
     s = settings or LatencySettings()
     device = torch.device(device)
     x = torch.randn(s.batch_size, *input_shape, device=device, dtype=DTYPES[s.dtype])
     if s.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with _threads(s.threads), torch.inference_mode():
-        timers = [_Timer(_prepare(m, s, device), x) for m in (candidate, reference)]
-        for t in timers:
-            for _ in range(max(1, s.warmup)):
-                t(1)
-        # Loop each model enough times per sample that timer resolution does not matter.
-        number = max(1, int(s.min_sample_ms / max(1e-3, min(t(1) for t in timers))))
-        a, b = [], []
-        for r in range(s.repeats):
-            order = timers if r % 2 == 0 else timers[::-1]  # A B, B A: no order bias
-            got = {id(t): t(number) for t in order}
-            a.append(got[id(timers[0])])
-            b.append(got[id(timers[1])])
-    ratios = [x / y for x, y in zip(a, b, strict=True)]
+        pair = _Pair(_prepare(candidate, s, device), _prepare(reference, s, device), x)
+        pair.block(max(1, s.warmup))
+        one = max(1e-3, max(pair.block(1)))
+        pairs = max(1, round(s.min_sample_ms / one))
+        a, b, ratios = [], [], []
+        t0 = time.perf_counter()
+        while True:
+            ta, tb = pair.block(pairs)
+            a.append(ta)
+            b.append(tb)
+            ratios.append(ta / tb)
+            if len(ratios) < s.repeats:
+                continue
+            lo, hi = median_ci(ratios)
+            precise = (hi - lo) / 2 <= s.rel_ci * statistics.median(ratios)
+            if precise or time.perf_counter() - t0 >= s.max_seconds:
+                break
     return LatencyResult(
         latency_ms=statistics.median(a),
         latency_iqr_ms=_iqr(a),
+        latency_ci_ms=median_ci(a),
         reference_ms=statistics.median(b),
         reference_iqr_ms=_iqr(b),
         latency_rel=statistics.median(ratios),
         latency_rel_iqr=_iqr(ratios),
+        latency_rel_ci=(lo, hi),
+        blocks=len(ratios),
+        seconds=time.perf_counter() - t0,
         hardware=hardware_info(device) | {"threads": str(s.threads)},
         settings=s,
     )

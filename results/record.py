@@ -47,6 +47,8 @@ class TrialRecord(BaseModel):
     failed_epoch: int | None = None
     latency_ms: float | None = None
     latency_iqr_ms: float | None = None
+    latency_ci_ms: tuple[float, float] | None = None  # 95% confidence interval of latency_ms
+    latency_rel_ci: tuple[float, float] | None = None  # ... and of latency_rel
     latency_rel: float | None = None
     reference_latency_ms: float | None = None
     flops: int | None = None

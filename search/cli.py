@@ -271,6 +271,13 @@ def _stage_table(space) -> Table:  # noqa: ANN001  (spaces.SearchSpace, imported
     return table
 
 
+def _with_ci(value: float | None, ci: tuple[float, float] | None) -> str:
+    """A measured value first, then its 95% confidence interval when it has one."""
+    if not value:
+        return "-"
+    return f"{value:.3f} (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else f"{value:.3f}"
+
+
 @app.command()
 @friendly
 def evaluate(
@@ -341,8 +348,8 @@ def evaluate(
             if m.accuracy is not None
             else f"- (diverged at epoch {m.failed_epoch})",
         ),
-        ("latency_ms", f"{m.latency_ms:.3f} (IQR {m.latency_iqr_ms:.3f})" if m.latency_ms else "-"),
-        ("latency_rel", f"{m.latency_rel:.3f}" if m.latency_rel else "-"),
+        ("latency_ms", _with_ci(m.latency_ms, m.latency_ci_ms)),
+        ("latency_rel", _with_ci(m.latency_rel, m.latency_rel_ci)),
         ("flops", f"{m.flops:,}"),
         ("params", f"{m.params:,}"),
         ("train_seconds", f"{m.train_seconds:.1f}"),

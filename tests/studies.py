@@ -24,7 +24,7 @@ TINY = {
         "dataset": "digits",
         "seeds": [0, 1],
         "train": {"epochs": 1, "batch_size": 128, "lr": 0.2},
-        "latency": {"repeats": 3, "warmup": 1, "min_sample_ms": 0.2},
+        "latency": {"repeats": 3, "warmup": 1, "min_sample_ms": 0.2, "max_seconds": 0.3},
     },
     "objectives": ["accuracy", "latency_rel"],
     "sampler": {"name": "nsga2", "population_size": 4, "seed": 0},

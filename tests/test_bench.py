@@ -55,6 +55,8 @@ def test_tabular_and_samplers_quick(tmp_path):
     r = json.loads(out.read_text())
     assert [e["sampler"] for e in r["efficiency"]] == ["nsga2", "tpe", "gp", "random"]
     assert all(0 < e["hv@25"] <= 1 + 1e-9 for e in r["efficiency"])
+    # Repeated proposals are answered without counting, as in a search: 25 distinct each.
+    assert all(e["distinct_archs"] == 25 for e in r["efficiency"])
     assert all(c["s_per_ask@100"] is not None for c in r["cost"])
 
 
@@ -130,3 +132,17 @@ def test_noise_ceiling_tells_a_task_that_separates_from_one_that_does_not():
         }  # fmt: skip
     )
     assert "does not separate these placements beyond seed noise" in text
+
+
+def test_welch_interval_matches_scipys_welch_test():
+    from scipy.stats import ttest_ind
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import samplers
+
+    a, b = [0.91, 0.93, 0.95, 0.92, 0.94], [0.90, 0.89, 0.92, 0.91]
+    diff, half = samplers.welch(a, b)
+    test = ttest_ind(a, b, equal_var=False)
+    low, high = test.confidence_interval(0.95)
+    assert diff == pytest.approx((low + high) / 2) and half == pytest.approx((high - low) / 2)
+    assert samplers.interval([1.0, 1.0, 1.0]) == 0.0

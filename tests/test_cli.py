@@ -147,6 +147,8 @@ def test_evaluate_prints_metrics(tmp_path):
             "1",
             "--set",
             "latency.repeats=3",
+            "--set",
+            "latency.max_seconds=1",
         ],
     )
     assert result.exit_code == 0, result.output
