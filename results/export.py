@@ -11,11 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 import yaml
 
-from results.frame import objective_names, trials_frame
+from results.frame import cost_column, objective_intervals, objective_names, trials_frame
 from results.pareto import knee_point
 from results.record import TrialRecord, read_record
 from spaces import REGISTRY, ArchConfig, build_model, deploy
@@ -43,11 +44,24 @@ def baseline_source(study: optuna.Study, number: int, name: str) -> str:
     return provenance.line() if provenance else "unknown baseline (not a paper placement)"
 
 
-def _latency_column(df: pd.DataFrame) -> str:
-    for col in ("latency_ms", "latency_rel", "flops"):
-        if col in df and df[col].notna().any():
-            return col
-    raise ExportError("the study has no latency or FLOPs numbers to pick by")
+def _latency_column(df: pd.DataFrame, study: optuna.Study) -> str:
+    """The cost the study optimises (latency_rel when it does), else the first one measured."""
+    try:
+        return cost_column(df, objective_names(study))
+    except ValueError:
+        raise ExportError("the study has no latency or FLOPs numbers to pick by") from None
+
+
+def fastest(ok: pd.DataFrame, lat: str) -> pd.Series:
+    """The most accurate of the rows tied with the fastest: a row whose latency interval
+    reaches below the fastest row's upper bound is as fast as the measurement can tell."""
+    order = ok.sort_values([lat, "accuracy"], ascending=[True, False])
+    best = order.iloc[0]
+    if f"{lat}_lo" not in ok or np.isnan(best.get(f"{lat}_hi", np.nan)):
+        return best
+    lo = ok[f"{lat}_lo"].fillna(ok[lat])
+    tied = ok[lo <= best[f"{lat}_hi"]]
+    return tied.sort_values(["accuracy", lat], ascending=[False, True]).iloc[0]
 
 
 def candidates(
@@ -87,15 +101,15 @@ def pick(
         return row.iloc[0]
     ok = candidates(study, max_latency_ms, max_flops)
     if how == "max-accuracy":
-        lat = _latency_column(ok)
+        lat = _latency_column(ok, study)
         return ok.sort_values(["accuracy", lat], ascending=[False, True]).iloc[0]
     if how == "min-latency":
-        lat = _latency_column(ok)
-        return ok.sort_values([lat, "accuracy"], ascending=[True, False]).iloc[0]
+        return fastest(ok, _latency_column(ok, study))
     if how == "knee":
         names = objective_names(study)
         values = ok[names].to_numpy(dtype=float)
-        return ok.iloc[knee_point(values, [d.name.lower() for d in study.directions])]
+        directions = [d.name.lower() for d in study.directions]
+        return ok.iloc[knee_point(values, directions, objective_intervals(ok, names))]
     raise ExportError(f"unknown --pick {how!r}; allowed: {', '.join(PICKS)}")
 
 

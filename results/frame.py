@@ -20,7 +20,14 @@ from optuna.trial import FrozenTrial, TrialState
 from results.pareto import non_dominated_ranks
 from results.record import TrialRecord, read_record
 
-__all__ = ["STAGE_KEYS", "cost_column", "objective_names", "trials_frame", "write_trials"]
+__all__ = [
+    "STAGE_KEYS",
+    "cost_column",
+    "objective_intervals",
+    "objective_names",
+    "trials_frame",
+    "write_trials",
+]
 
 # The keys of one stage of ``ArchConfig.stages``, in column order.
 STAGE_KEYS = ("attention", "position", "kernel_size", "spatial_kernel_size", "variant", "reduction")
@@ -41,6 +48,8 @@ METRIC_KEYS = (
     "eval_fingerprint",
     "node",
 )
+# Measured objectives and the record field holding their 95% confidence interval.
+INTERVALS = {"latency_rel": "latency_rel_ci", "latency_ms": "latency_ci_ms"}
 TAIL = (
     "status",
     "device_name",
@@ -55,6 +64,18 @@ TAIL = (
 def objective_names(study: optuna.Study) -> list[str]:
     names = study.metric_names
     return list(names) if names else [f"value{i}" for i in range(len(study.directions))]
+
+
+def objective_intervals(df: pd.DataFrame, objectives: list[str]) -> np.ndarray:
+    """(n, m, 2) confidence bounds of each objective value, NaN where it is exact (accuracy,
+    FLOPs, or a record from before intervals were measured): what makes two latencies inside
+    each other's interval a tie on the front, for the knee and for the pickers."""
+    out = np.full((len(df), len(objectives), 2), np.nan)
+    for j, name in enumerate(objectives):
+        if name in INTERVALS and f"{name}_lo" in df:
+            out[:, j, 0] = df[f"{name}_lo"].to_numpy(dtype=float)
+            out[:, j, 1] = df[f"{name}_hi"].to_numpy(dtype=float)
+    return out
 
 
 def cost_column(df: pd.DataFrame, objectives: list[str]) -> str:
@@ -94,6 +115,9 @@ def _row(
     for key in METRIC_KEYS:
         if key not in row:
             row[key] = getattr(record, key) if record else None
+    for name, ci in INTERVALS.items():
+        bounds = getattr(record, ci) if record else None
+        row[f"{name}_lo"], row[f"{name}_hi"] = bounds if bounds else (math.nan, math.nan)
     row["n_seeds"] = len(record.seeds) if record else None
     violation = max(record.constraints.values(), default=0.0) if record else 0.0
     row |= {
@@ -126,6 +150,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     head += ["label", "arch_hash", "baseline"]
     stage_cols = [f"stage{i}_{k}" for i in range(n_stages) for k in STAGE_KEYS]
     metric_cols = [k for k in METRIC_KEYS if k not in head] + ["n_seeds"]
+    metric_cols += [f"{name}_{end}" for name in INTERVALS for end in ("lo", "hi")]
     df = pd.DataFrame(rows, columns=[*head, *stage_cols, *metric_cols, *TAIL])
 
     df["is_pareto"] = False
@@ -133,7 +158,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     feasible = df["feasible"].to_numpy(dtype=bool)
     if feasible.any():
         values = df.loc[feasible, objectives].to_numpy(dtype=float)
-        ranks = non_dominated_ranks(values, study.directions)
+        intervals = objective_intervals(df.loc[feasible], objectives)
+        ranks = non_dominated_ranks(values, study.directions, intervals)
         df.loc[feasible, "pareto_rank"] = ranks.astype(float)
         df.loc[feasible, "is_pareto"] = ranks == 0
     df["is_pareto"] = df["is_pareto"].astype(bool)

@@ -8,6 +8,11 @@ hand. A study is not needed: the report, the export and the tests all work on ar
 Dominance: ``a`` dominates ``b`` when ``a`` is no worse in every objective and strictly better
 in at least one. Equal points do not dominate each other, so duplicates share a rank.
 
+Measured objectives carry confidence intervals (latency): pass ``intervals`` of shape
+``(n, m, 2)`` (low, high in the study's units; NaN where a value is exact) and two values
+whose intervals overlap are tied in that objective, so a point that is "faster" only by
+timing noise neither dominates nor is dominated for it.
+
 Rows with a NaN (failed or infeasible trials a caller keeps in place) are never on a front:
 ``pareto_mask``/``knee_point``/``hypervolume``/``hypervolume_history`` ignore them, while
 ``non_dominated_ranks`` refuses them, because every row must get an integer rank.
@@ -106,7 +111,46 @@ def _ranks(loss: np.ndarray) -> np.ndarray:
     return np.asarray(_fast_non_domination_rank(loss), dtype=int)
 
 
-def non_dominated_ranks(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+def _interval_loss(
+    values: np.ndarray, intervals: np.ndarray, directions: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) bounds of each value in minimization space; exact values bound themselves."""
+    vals = np.asarray(values, dtype=float)
+    iv = np.asarray(intervals, dtype=float)
+    if iv.shape != (*vals.shape, 2):
+        raise ValueError(f"intervals must have shape {(*vals.shape, 2)}; got {iv.shape}")
+    lo = np.where(np.isnan(iv[..., 0]), vals, np.minimum(iv[..., 0], vals))
+    hi = np.where(np.isnan(iv[..., 1]), vals, np.maximum(iv[..., 1], vals))
+    names = [_direction_name(d) for d in directions]
+    for j, name in enumerate(names):
+        if name == "maximize":
+            lo[:, j], hi[:, j] = -hi[:, j], -lo[:, j]
+    return lo, hi
+
+
+def _ranks_with_ties(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Non-dominated sorting where ``i`` beats ``j`` in an objective only when ``i``'s whole
+    interval lies below ``j``'s, and overlapping intervals tie."""
+    better = hi[:, None, :] < lo[None, :, :]  # better[i, j, k]: i beats j in objective k
+    worse = better.transpose(1, 0, 2)
+    dominates = better.any(axis=2) & ~worse.any(axis=2)
+    n = lo.shape[0]
+    ranks = np.full(n, -1, dtype=int)
+    remaining = np.ones(n, dtype=bool)
+    rank = 0
+    while remaining.any():
+        front = remaining & ~(dominates & remaining[:, None]).any(axis=0)
+        if not front.any():  # a dominance cycle cannot occur, but never loop for ever
+            front = remaining
+        ranks[front] = rank
+        remaining &= ~front
+        rank += 1
+    return ranks
+
+
+def non_dominated_ranks(
+    values: np.ndarray, directions: Sequence[str], intervals: np.ndarray | None = None
+) -> np.ndarray:
     """Non-dominated sorting: rank 0 is the Pareto front, rank 1 the front once 0 is removed, ...
 
     Rows must be NaN-free: every row gets a rank, so a NaN row is an error, not a silent guess
@@ -116,15 +160,21 @@ def non_dominated_ranks(values: np.ndarray, directions: Sequence[str]) -> np.nda
     if np.isnan(loss).any():
         bad = np.flatnonzero(np.isnan(loss).any(axis=1)).tolist()
         raise ValueError(f"values contain NaN in rows {bad}; drop them before ranking")
+    if intervals is not None:
+        return _ranks_with_ties(*_interval_loss(values, intervals, directions))
     return _ranks(loss)
 
 
-def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+def pareto_mask(
+    values: np.ndarray, directions: Sequence[str], intervals: np.ndarray | None = None
+) -> np.ndarray:
     """True for the rows no other row dominates (rank 0); rows with a NaN are False."""
     loss, valid = _loss_and_valid(values, directions)
     mask = np.zeros(loss.shape[0], dtype=bool)
     if valid.any():
-        mask[valid] = _ranks(loss[valid]) == 0
+        iv = None if intervals is None else np.asarray(intervals, dtype=float)[valid]
+        vals = np.asarray(values, dtype=float)[valid]
+        mask[valid] = non_dominated_ranks(vals, directions, iv) == 0
     return mask
 
 
@@ -226,23 +276,29 @@ def hypervolume_history(
 
 
 # -- knee --------------------------------------------------------------------------------------
-def knee_point(values: np.ndarray, directions: Sequence[str]) -> int:
+def knee_point(
+    values: np.ndarray, directions: Sequence[str], intervals: np.ndarray | None = None
+) -> int:
     """Index into ``values`` of the knee of the non-dominated front.
 
     Rule: take the front (rank 0 among rows with all-finite values), min-max normalise each
     objective over the front to [0, 1] in minimization space (an objective that is constant on
     the front becomes 0), and pick the point closest (Euclidean) to the ideal point (0, ..., 0).
     Ties (a two-point front always ties) go to the point best in the first objective, then the
-    second, and so on, never to a row position: the report sorts its front and the exporter does
-    not, and both must name the same trial. It is scale-free and needs no weights, which is why it is the
-    default "one architecture to pick": it trades every objective off evenly relative to what
-    the front actually spans. A single-point front returns that point.
+    second, and so on, never to a row position: the report sorts its front and the exporter
+    does not, and both must name the same trial. It is scale-free and needs no weights, which is
+    why it is the default "one architecture to pick": it trades every objective off evenly
+    relative to what
+    the front actually spans. A single-point front returns that point. With ``intervals``, the
+    front is the interval-aware one (see the module docstring).
     """
     loss = to_minimization(values, directions)
     finite = np.flatnonzero(np.isfinite(loss).all(axis=1))
     if finite.size == 0:
         raise ValueError("no row with all-finite values: there is no front to take a knee from")
-    idx = finite[_ranks(loss[finite]) == 0]
+    vals = np.asarray(values, dtype=float)[finite]
+    iv = None if intervals is None else np.asarray(intervals, dtype=float)[finite]
+    idx = finite[non_dominated_ranks(vals, directions, iv) == 0]
     front = loss[idx]
     lo, hi = front.min(axis=0), front.max(axis=0)
     span = np.where(hi > lo, hi - lo, 1.0)

@@ -24,7 +24,13 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from results.export import arch_of, baseline_source, inferred_modules  # noqa: E402
-from results.frame import cost_column, objective_names, trials_frame, write_trials  # noqa: E402
+from results.frame import (  # noqa: E402
+    cost_column,
+    objective_intervals,
+    objective_names,
+    trials_frame,
+    write_trials,
+)
 from results.pareto import (  # noqa: E402
     hypervolume,
     hypervolume_history,
@@ -285,7 +291,8 @@ def summary_md(
             + " | ".join(_fmt(r[n]) for n in names)
             + f" | {r['flops'] / 1e6:.2f}M | {r['params'] / 1e6:.3f}M | {_md(r['label'])}{tag} |"
         )
-    knee = front.iloc[knee_point(front[names].to_numpy(dtype=float), directions)]
+    intervals = objective_intervals(front, names)
+    knee = front.iloc[knee_point(front[names].to_numpy(dtype=float), directions, intervals)]
     lines += [
         "",
         f"**Knee** (best balance of the objectives): trial {knee['number']} "

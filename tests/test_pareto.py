@@ -369,3 +369,48 @@ def test_write_trials_round_trips(study: optuna.Study, tmp_path) -> None:
     pytest.importorskip("pyarrow")
     pq = pd.read_parquet(tmp_path / "out" / "trials.parquet")  # kernel_size mixes 3 and "auto"
     assert len(pq) == 7 and pq["stage0_kernel_size"].tolist()[1:3] == ["auto", "3"]
+
+
+# -- (f) latencies inside each other's interval are tied ----------------------------------------
+def test_overlapping_latency_intervals_tie_on_the_front():
+    mx = ["maximize", "minimize"]
+    # B is 1% faster than A by its point value and 0.01 less accurate.
+    values = np.array([[0.90, 1.00], [0.89, 0.99]])
+    assert pareto_mask(values, mx).tolist() == [True, True]  # by points, both on the front
+    exact = np.full((2, 2, 2), np.nan)
+    tied = exact.copy()
+    tied[:, 1] = [[0.98, 1.02], [0.97, 1.01]]  # the intervals overlap: as fast as each other
+    # Tied in latency, A is more accurate: A alone is on the front.
+    assert pareto_mask(values, mx, tied).tolist() == [True, False]
+    assert non_dominated_ranks(values, mx, tied).tolist() == [0, 1]
+    apart = exact.copy()
+    apart[:, 1] = [[0.995, 1.005], [0.985, 0.995]]  # touching, not overlapping: both stay
+    apart[1, 1] = [0.985, 0.994]
+    assert pareto_mask(values, mx, apart).tolist() == [True, True]
+    # NaN intervals mean exact values: the same as passing none.
+    assert pareto_mask(values, mx, exact).tolist() == pareto_mask(values, mx).tolist()
+    assert knee_point(values, mx, tied) == 0
+
+
+def test_intervals_must_match_the_values():
+    with pytest.raises(ValueError, match=r"intervals must have shape \(2, 2, 2\)"):
+        non_dominated_ranks(np.zeros((2, 2)), ["minimize", "minimize"], np.zeros((2, 2)))
+
+
+def test_min_latency_picks_the_most_accurate_of_those_tied_with_the_fastest():
+    import pandas as pd
+
+    from results.export import fastest
+
+    ok = pd.DataFrame(
+        {
+            "number": [0, 1, 2],
+            "accuracy": [0.90, 0.95, 0.99],
+            "latency_rel": [1.00, 1.01, 1.20],
+            "latency_rel_lo": [0.99, 1.00, 1.18],
+            "latency_rel_hi": [1.01, 1.02, 1.22],
+        }
+    )
+    assert fastest(ok, "latency_rel")["number"] == 1  # 1.01 is within 1.00's interval
+    no_intervals = ok.drop(columns=["latency_rel_lo", "latency_rel_hi"])
+    assert fastest(no_intervals, "latency_rel")["number"] == 0

@@ -127,7 +127,7 @@ def test_validate_then_report(small_study):
 def test_plots_draw_the_study(small_study):
     import matplotlib.pyplot as plt
 
-    from results.frame import trials_frame
+    from results.frame import objective_intervals, trials_frame
     from results.pareto import knee_point
     from results.report import pareto_figure, summary_md
 
@@ -150,7 +150,11 @@ def test_plots_draw_the_study(small_study):
     plt.close(fig)
     distinct = front.drop_duplicates("arch_hash")
     knee = distinct.iloc[
-        knee_point(distinct[names].to_numpy(dtype=float), ["maximize", "minimize"])
+        knee_point(
+            distinct[names].to_numpy(dtype=float),
+            ["maximize", "minimize"],
+            objective_intervals(distinct, names),
+        )
     ]
     md = summary_md(study, df, names, [0.0, 10.0], None)
     assert f"**Knee** (best balance of the objectives): trial {knee['number']}" in md
