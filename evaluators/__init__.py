@@ -11,7 +11,7 @@ from evaluators.evaluate import (
     measure_cost,
 )
 from evaluators.flops import count_flops
-from evaluators.latency import LatencySettings, measure_latency
+from evaluators.latency import LatencySettings, LatencyTarget, measure_latency, measure_targets
 from evaluators.train import SeedTrainer, TrainSettings
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "EpochReport",
     "EvalConfig",
     "LatencySettings",
+    "LatencyTarget",
     "Outcome",
     "SeedTrainer",
     "TrainSettings",
@@ -31,4 +32,5 @@ __all__ = [
     "load_dataset",
     "measure_cost",
     "measure_latency",
+    "measure_targets",
 ]

@@ -33,10 +33,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from evaluators.data import DATA_VERSION, DATASETS, Dataset, load_dataset
 from evaluators.flops import count_flops
 from evaluators.hygiene import NodeGate
-from evaluators.latency import LatencyResult, LatencySettings, hardware_info, measure_latency
+from evaluators.latency import LatencyResult, LatencySettings, hardware_info, measure_targets
+from evaluators.runtimes import RuntimeUnavailable, prepare
 from evaluators.train import SeedTrainer, TrainSettings
 from evaluators.workdir import EvalDir
-from spaces import ArchConfig, StageChoice, build_model
+from spaces import ArchConfig, StageChoice, build_model, deploy
 from spaces.build import BUILD_VERSION
 
 
@@ -132,7 +133,23 @@ class Cost(BaseModel):
     eval_fingerprint: str
     params: int
     flops: int
-    latency: LatencyResult | None = None
+    latencies: dict[str, LatencyResult] = {}  # per latency target, in the configured order
+
+    @property
+    def latency(self) -> LatencyResult | None:
+        """The first target's: what plain ``latency_ms``/``latency_rel`` mean."""
+        return next(iter(self.latencies.values()), None)
+
+    def measured(self) -> dict[str, float]:
+        """Every cost a constraint or objective may name: ``latency_rel`` (first target),
+        ``latency_rel@NAME`` (target NAME), ``latency_ms`` likewise, ``flops``, ``params``."""
+        out: dict[str, float] = {"flops": self.flops, "params": self.params}
+        for i, (name, r) in enumerate(self.latencies.items()):
+            for key in ("latency_ms", "latency_rel"):
+                out[f"{key}@{name}"] = getattr(r, key)
+                if i == 0:
+                    out[key] = getattr(r, key)
+        return out
 
 
 class Outcome(BaseModel):
@@ -155,6 +172,9 @@ class Outcome(BaseModel):
     latency_iqr_ms: float | None
     latency_ci_ms: tuple[float, float] | None = None  # 95% CI of latency_ms
     latency_rel_ci: tuple[float, float] | None = None  # 95% CI of latency_rel
+    # Per latency target: latency_ms, latency_rel, their intervals, the reference's ms and
+    # the runtime, its version and settings (plain latency_* above are the first target's).
+    latencies: dict[str, dict[str, Any]] = {}
     latency_rel: float | None
     reference_latency_ms: float | None
     flops: int
@@ -174,36 +194,78 @@ class EpochReport:
     accuracies: list[float]  # per seed
 
 
+def check_latency_targets(archs: list[ArchConfig], cfg: EvalConfig) -> None:
+    """Refuse, in one line, a latency target that cannot run here: its runtime missing, no
+    GPU for a CUDA provider, or an op its exporter refuses in any of ``archs`` (one per
+    attention type the space holds, e.g. its baselines). torch targets are checked on the
+    first architecture only: eager PyTorch runs whatever trains, and a compile is slow."""
+    if not cfg.measure_latency:
+        return
+    device = cfg.resolved_device()
+    for target in cfg.latency.targets:
+        exported = target.runtime in ("onnxruntime", "openvino")
+        for arch in archs if exported else archs[:1]:
+            size = target.image_size or arch.image_size
+            x = torch.randn(target.batch_size, arch.in_chans, size, size, device=device)
+            try:
+                with torch.inference_mode():
+                    prepare(deploy(build_model(arch, seed=0)), target, x).run()
+            except RuntimeUnavailable as exc:
+                raise RuntimeUnavailable(
+                    f"latency target {target.name!r} ({target.runtime}) cannot run here: {exc}"
+                ) from None
+            except Exception as exc:  # noqa: BLE001 - any failure here is the target's
+                raise RuntimeUnavailable(
+                    f"latency target {target.name!r} ({target.runtime}) failed on "
+                    f"{arch.label()}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                ) from None
+
+
+def target_summary(r: LatencyResult) -> dict[str, Any]:
+    """What a trial keeps of one target's measurement."""
+    return {
+        "latency_ms": r.latency_ms,
+        "latency_ci_ms": list(r.latency_ci_ms),
+        "latency_rel": r.latency_rel,
+        "latency_rel_ci": list(r.latency_rel_ci),
+        "reference_ms": r.reference_ms,
+        "runtime": r.target.runtime,
+        "runtime_version": r.runtime_version,
+        "image_size": r.image_size,
+        "batch_size": r.target.batch_size,
+        "threads": r.target.threads,
+        "dtype": r.target.dtype,
+        "channels_last": r.target.channels_last,
+        "compile_seconds": r.compile_seconds,
+        "blocks": r.blocks,
+    }
+
+
 def measure_cost(arch: ArchConfig, cfg: EvalConfig, gate: NodeGate | None = None) -> Cost:
     model = build_model(arch, seed=0)
     shape = (arch.in_chans, arch.image_size, arch.image_size)
     fc = count_flops(model, (1, *shape))
-    latency = None
+    latencies = {}
     if cfg.measure_latency:
         reference = build_model(reference_arch(arch), seed=0)
         with gate.timing() if gate else nullcontext():
-            latency = measure_latency(model, reference, shape, cfg.latency, cfg.resolved_device())
+            latencies = measure_targets(model, reference, shape, cfg.latency, cfg.resolved_device())
     return Cost(
         arch_hash=arch.hash,
         eval_fingerprint=cfg.fingerprint(),
         params=fc.params,
         flops=fc.flops,
-        latency=latency,
+        latencies=latencies,
     )
 
 
 def constraint_values(cost: Cost, bounds: Mapping[str, float]) -> dict[str, float]:
     """Positive = violated by that much (Optuna's convention), one entry per active bound."""
-    measured = {
-        "max_flops": cost.flops,
-        "max_params": cost.params,
-        "max_latency_ms": cost.latency.latency_ms if cost.latency else None,
-        "max_latency_rel": cost.latency.latency_rel if cost.latency else None,
-    }
+    measured = {f"max_{k}": v for k, v in cost.measured().items()}
     unknown = sorted(set(bounds) - set(measured))
     if unknown:
         raise ValueError(f"unknown constraint {unknown[0]!r}; allowed: {', '.join(measured)}")
-    return {k: float(measured[k]) - v for k, v in bounds.items() if measured[k] is not None}
+    return {k: float(measured[k]) - v for k, v in bounds.items()}
 
 
 def _outcome(
@@ -238,6 +300,7 @@ def _outcome(
         latency_rel_ci=lat.latency_rel_ci if lat else None,
         latency_rel=lat.latency_rel if lat else None,
         reference_latency_ms=lat.reference_ms if lat else None,
+        latencies={name: target_summary(r) for name, r in cost.latencies.items()},
         flops=cost.flops,
         params=cost.params,
         constraints=constraints,

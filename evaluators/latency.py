@@ -9,6 +9,10 @@ samples (A for 20 ms, then B) left a within-run IQR of 6-16% of the ratio, and a
 each forward brings it to 1-5% (``bench/measurement.py``). ``torch.utils.benchmark.Timer``
 times one statement per block, so it cannot pair at this grain.
 
+Each of ``targets`` is a runtime with its own batch, threads, dtype, layout and input
+resolution (``evaluators.runtimes``); on each, the candidate and the reference are timed in
+their deploy form (RCAM fused), interleaved, with the same settings.
+
 Sampling stops on precision, not a count: once ``repeats`` blocks are in, it stops as soon as
 the 95% confidence interval of the median ratio is within ``rel_ci`` of it, or when
 ``max_seconds`` have passed (the interval is recorded either way). Every result carries the
@@ -17,34 +21,107 @@ hardware and settings it was measured with.
 
 from __future__ import annotations
 
+import copy
 import math
 import platform
 import statistics
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from evaluators.runtimes import DTYPES, RUNTIMES, Prepared, prepare
+from spaces import deploy
+
+# Per-target keys that may also be given at the top of ``latency:`` as shorthand for a
+# single target (the form configs had before targets existed).
+TARGET_KEYS = ("batch_size", "dtype", "channels_last", "threads", "image_size")
+
+
+class LatencyTarget(BaseModel):
+    """One deployment target: a runtime and the settings it is timed with."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = ""  # how objectives name it (latency_rel@NAME); defaults to the runtime
+    runtime: Literal["torch", "torch_compile", "onnxruntime", "openvino"] = "torch"
+    batch_size: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)  # CPU threads while timing (fixed, for repeatability)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    channels_last: bool = False
+    image_size: int | None = Field(None, ge=4)  # deployment resolution; None: the training one
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        # `targets=[torch,onnxruntime]`: a bare name takes that runtime's defaults.
+        if isinstance(data, str):
+            if data not in RUNTIMES:
+                raise ValueError(f"unknown runtime {data!r}; allowed: {', '.join(RUNTIMES)}")
+            return {"runtime": data}
+        return data
+
+    @model_validator(mode="after")
+    def _named(self) -> LatencyTarget:
+        if not self.name:
+            object.__setattr__(self, "name", self.runtime)
+        if "@" in self.name:
+            raise ValueError(f"target name {self.name!r} must not contain '@'")
+        return self
 
 
 class LatencySettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    batch_size: int = Field(1, ge=1)
+    targets: tuple[LatencyTarget, ...] = (LatencyTarget(),)
     warmup: int = Field(10, ge=0)
     repeats: int = Field(10, ge=3)  # blocks (ratio samples) at least
     min_sample_ms: float = Field(40.0, gt=0)  # time per model in one block
     rel_ci: float = Field(0.01, gt=0)  # stop when the median ratio's 95% CI is within +-this
     max_seconds: float = Field(6.0, gt=0)  # ... or after this long, whatever the interval
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    channels_last: bool = False
-    compile: bool = False
-    threads: int = Field(1, ge=1)  # CPU threads while timing (fixed, for repeatability)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        """``latency: {batch_size: 1, threads: 1}`` means one torch target with those settings
+        (``compile: true``: torch_compile); with ``targets`` given, these keys are refused."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        single = {k: data.pop(k) for k in (*TARGET_KEYS, "compile") if k in data}
+        if not single:
+            return data
+        if "targets" in data:
+            raise ValueError(
+                f"give {', '.join(sorted(single))} inside each of latency.targets, not beside them"
+            )
+        runtime = "torch_compile" if single.pop("compile", False) else "torch"
+        data["targets"] = [{"runtime": runtime, **single}]
+        return data
+
+    @field_validator("targets")
+    @classmethod
+    def _distinct(cls, v: tuple[LatencyTarget, ...]) -> tuple[LatencyTarget, ...]:
+        if not v:
+            raise ValueError("latency.targets: give at least one target")
+        names = [t.name for t in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"latency.targets repeat a name: {names} (give each a name)")
+        return v
+
+    def target(self, name: str | None = None) -> LatencyTarget:
+        """The target called ``name`` (the first when None)."""
+        if name is None:
+            return self.targets[0]
+        for t in self.targets:
+            if t.name == name:
+                return t
+        allowed = ", ".join(t.name for t in self.targets)
+        raise ValueError(f"unknown latency target {name!r}; allowed: {allowed}")
 
 
 class LatencyResult(BaseModel):
@@ -58,8 +135,11 @@ class LatencyResult(BaseModel):
     latency_rel_ci: tuple[float, float]  # 95% confidence interval of latency_rel
     blocks: int
     seconds: float
+    target: LatencyTarget
+    image_size: int
+    runtime_version: str
+    compile_seconds: float | None = None  # torch.compile's first call, never in latency_ms
     hardware: dict[str, str]
-    settings: LatencySettings
 
 
 def hardware_info(device: torch.device) -> dict[str, str]:
@@ -114,14 +194,14 @@ def median_ci(xs: list[float]) -> tuple[float, float]:
 
 
 class _Pair:
-    """Times the two models one forward at a time, alternating; CUDA events on GPU."""
+    """Times two prepared runs one call at a time, alternating; CUDA events on a GPU."""
 
-    def __init__(self, a: nn.Module, b: nn.Module, x: torch.Tensor) -> None:
-        self.models, self.x = (a, b), x
-        self.cuda = x.is_cuda
+    def __init__(self, a: Prepared, b: Prepared) -> None:
+        self.runs = (a.run, b.run)
+        self.cuda = a.cuda_events and b.cuda_events
 
     def block(self, pairs: int) -> tuple[float, float]:
-        """Mean ms per forward of A and of B over ``pairs`` alternating pairs (A B, B A, ...)."""
+        """Mean ms per call of A and of B over ``pairs`` alternating pairs (A B, B A, ...)."""
         total = [0.0, 0.0]
         events: list[tuple[int, torch.cuda.Event, torch.cuda.Event]] = []
         for i in range(pairs):
@@ -130,12 +210,12 @@ class _Pair:
                     start = torch.cuda.Event(enable_timing=True)
                     end = torch.cuda.Event(enable_timing=True)
                     start.record()
-                    self.models[which](self.x)
+                    self.runs[which]()
                     end.record()
                     events.append((which, start, end))
                 else:
                     t0 = time.perf_counter()
-                    self.models[which](self.x)
+                    self.runs[which]()
                     total[which] += (time.perf_counter() - t0) * 1000
         if self.cuda:
             torch.cuda.synchronize()
@@ -144,39 +224,40 @@ class _Pair:
         return total[0] / pairs, total[1] / pairs
 
 
-def _prepare(model: nn.Module, s: LatencySettings, device: torch.device) -> nn.Module:
-    model = model.eval().to(device=device, dtype=DTYPES[s.dtype])
-    if s.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return torch.compile(model) if s.compile else model
-
-
 def measure_latency(
     candidate: nn.Module,
     reference: nn.Module,
     input_shape: tuple[int, int, int],
     settings: LatencySettings | None = None,
     device: torch.device | str = "cpu",
+    target: str | None = None,
 ) -> LatencyResult:
-    """Latency (ms per batch) of candidate and reference and their ratio, interleaved per
-    forward in one process, sampled until the ratio's interval is tight (module docstring)."""
+    """Latency (ms per batch) of candidate and reference and their ratio on one target (the
+    first unless named), interleaved per call in one process, sampled until the ratio's
+    interval is tight (module docstring). Both are timed in their deploy form; the modules
+    passed in are not changed."""
     s = settings or LatencySettings()
+    t = s.target(target)
     device = torch.device(device)
-    x = torch.randn(s.batch_size, *input_shape, device=device, dtype=DTYPES[s.dtype])
-    if s.channels_last:
+    channels, size = input_shape[0], t.image_size or input_shape[-1]
+    dtype = DTYPES[t.dtype]
+    x = torch.randn(t.batch_size, channels, size, size, device=device, dtype=dtype)
+    if t.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    with _threads(s.threads), torch.inference_mode():
-        pair = _Pair(_prepare(candidate, s, device), _prepare(reference, s, device), x)
+    with _threads(t.threads), torch.inference_mode():
+        a = prepare(deploy(copy.deepcopy(candidate)), t, x)
+        b = prepare(deploy(copy.deepcopy(reference)), t, x)
+        pair = _Pair(a, b)
         pair.block(max(1, s.warmup))
         one = max(1e-3, max(pair.block(1)))
         pairs = max(1, round(s.min_sample_ms / one))
-        a, b, ratios = [], [], []
+        ta, tb, ratios = [], [], []
         t0 = time.perf_counter()
         while True:
-            ta, tb = pair.block(pairs)
-            a.append(ta)
-            b.append(tb)
-            ratios.append(ta / tb)
+            ms_a, ms_b = pair.block(pairs)
+            ta.append(ms_a)
+            tb.append(ms_b)
+            ratios.append(ms_a / ms_b)
             if len(ratios) < s.repeats:
                 continue
             lo, hi = median_ci(ratios)
@@ -184,16 +265,33 @@ def measure_latency(
             if precise or time.perf_counter() - t0 >= s.max_seconds:
                 break
     return LatencyResult(
-        latency_ms=statistics.median(a),
-        latency_iqr_ms=_iqr(a),
-        latency_ci_ms=median_ci(a),
-        reference_ms=statistics.median(b),
-        reference_iqr_ms=_iqr(b),
+        latency_ms=statistics.median(ta),
+        latency_iqr_ms=_iqr(ta),
+        latency_ci_ms=median_ci(ta),
+        reference_ms=statistics.median(tb),
+        reference_iqr_ms=_iqr(tb),
         latency_rel=statistics.median(ratios),
         latency_rel_iqr=_iqr(ratios),
         latency_rel_ci=(lo, hi),
         blocks=len(ratios),
         seconds=time.perf_counter() - t0,
-        hardware=hardware_info(device) | {"threads": str(s.threads)},
-        settings=s,
+        target=t,
+        image_size=size,
+        runtime_version=a.version,
+        compile_seconds=a.compile_seconds,
+        hardware=hardware_info(device) | {"threads": str(t.threads)},
     )
+
+
+def measure_targets(
+    candidate: nn.Module,
+    reference: nn.Module,
+    input_shape: tuple[int, int, int],
+    settings: LatencySettings,
+    device: torch.device | str = "cpu",
+) -> dict[str, LatencyResult]:
+    """``measure_latency`` on every target, in the order given."""
+    return {
+        t.name: measure_latency(candidate, reference, input_shape, settings, device, t.name)
+        for t in settings.targets
+    }

@@ -72,7 +72,7 @@ def objective_intervals(df: pd.DataFrame, objectives: list[str]) -> np.ndarray:
     each other's interval a tie on the front, for the knee and for the pickers."""
     out = np.full((len(df), len(objectives), 2), np.nan)
     for j, name in enumerate(objectives):
-        if name in INTERVALS and f"{name}_lo" in df:
+        if name.split("@")[0] in INTERVALS and f"{name}_lo" in df:
             out[:, j, 0] = df[f"{name}_lo"].to_numpy(dtype=float)
             out[:, j, 1] = df[f"{name}_hi"].to_numpy(dtype=float)
     return out
@@ -118,6 +118,12 @@ def _row(
     for name, ci in INTERVALS.items():
         bounds = getattr(record, ci) if record else None
         row[f"{name}_lo"], row[f"{name}_hi"] = bounds if bounds else (math.nan, math.nan)
+    for target, measured in (record.latencies if record else {}).items():
+        for name, ci in INTERVALS.items():
+            col = f"{name}@{target}"
+            row.setdefault(col, measured.get(name))  # an objective column keeps its told value
+            bounds = measured.get(ci)
+            row[f"{col}_lo"], row[f"{col}_hi"] = bounds if bounds else (math.nan, math.nan)
     row["n_seeds"] = len(record.seeds) if record else None
     violation = max(record.constraints.values(), default=0.0) if record else 0.0
     row |= {
@@ -151,6 +157,11 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     stage_cols = [f"stage{i}_{k}" for i in range(n_stages) for k in STAGE_KEYS]
     metric_cols = [k for k in METRIC_KEYS if k not in head] + ["n_seeds"]
     metric_cols += [f"{name}_{end}" for name in INTERVALS for end in ("lo", "hi")]
+    targets = list(dict.fromkeys(t for r in records if r is not None for t in r.latencies))
+    for target in targets:
+        for name in INTERVALS:
+            col = f"{name}@{target}"
+            metric_cols += [c for c in (col, f"{col}_lo", f"{col}_hi") if c not in head]
     df = pd.DataFrame(rows, columns=[*head, *stage_cols, *metric_cols, *TAIL])
 
     df["is_pareto"] = False

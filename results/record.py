@@ -51,6 +51,7 @@ class TrialRecord(BaseModel):
     latency_rel_ci: tuple[float, float] | None = None  # ... and of latency_rel
     latency_rel: float | None = None
     reference_latency_ms: float | None = None
+    latencies: dict[str, dict[str, Any]] = {}  # per latency target (see evaluators.evaluate)
     flops: int | None = None
     params: int | None = None
     constraints: dict[str, float] = {}  # bound -> measured - bound (positive = violated)
@@ -63,6 +64,14 @@ class TrialRecord(BaseModel):
         """Whether the trial counts toward ``n_trials``: a distinct architecture trained to
         the end or rejected by a constraint (a duplicate answered from cache does not)."""
         return self.status in ("ok", "infeasible") and self.duplicate_of is None
+
+    def metric(self, name: str) -> float | None:
+        """An objective's value: a field (``latency_rel``: the first target's), or
+        ``latency_rel@NAME``/``latency_ms@NAME`` for latency target NAME."""
+        if "@" in name:
+            key, target = name.split("@", 1)
+            return self.latencies.get(target, {}).get(key)
+        return getattr(self, name)
 
     @property
     def device_name(self) -> str | None:

@@ -350,6 +350,11 @@ def evaluate(
         ),
         ("latency_ms", _with_ci(m.latency_ms, m.latency_ci_ms)),
         ("latency_rel", _with_ci(m.latency_rel, m.latency_rel_ci)),
+        *(
+            (f"{key}@{name}", _with_ci(t[key], t[ci]))
+            for name, t in list(m.latencies.items())[1:]  # the first is the plain rows above
+            for key, ci in (("latency_ms", "latency_ci_ms"), ("latency_rel", "latency_rel_ci"))
+        ),
         ("flops", f"{m.flops:,}"),
         ("params", f"{m.params:,}"),
         ("train_seconds", f"{m.train_seconds:.1f}"),

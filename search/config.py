@@ -34,18 +34,43 @@ class ConfigError(ValueError):
     """A bad search config; the message is one line naming the key and the allowed values."""
 
 
-class Constraints(BaseModel):
-    """Upper bounds known before training: violating candidates are never trained."""
+# Objectives that a latency target may qualify: ``latency_rel@onnxruntime``.
+PER_TARGET = ("latency_ms", "latency_rel")
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+
+def split_target(name: str) -> tuple[str, str | None]:
+    """``latency_rel@onnxruntime`` -> (``latency_rel``, ``onnxruntime``); plain names -> None."""
+    base, _, target = name.partition("@")
+    return base, target or None
+
+
+class Constraints(BaseModel):
+    """Upper bounds known before training: violating candidates are never trained. Latency
+    bounds may name a target: ``max_latency_ms@onnxruntime`` (plain: the first target)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     max_latency_ms: float | None = Field(None, gt=0)
     max_latency_rel: float | None = Field(None, gt=0)
     max_flops: float | None = Field(None, gt=0)
     max_params: float | None = Field(None, gt=0)
 
+    @model_validator(mode="after")
+    def _per_target(self) -> Constraints:
+        for key, value in (self.model_extra or {}).items():
+            base, target = split_target(key)
+            if target is None or base[4:] not in PER_TARGET or not base.startswith("max_"):
+                allowed = ", ".join([*type(self).model_fields, "max_latency_ms@TARGET"])
+                raise ValueError(f"unknown constraint {key!r}; allowed: {allowed}")
+            if not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"constraint {key} must be a number > 0, got {value!r}")
+        return self
+
     def active(self) -> dict[str, float]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
+
+    def targets(self) -> set[str]:
+        return {t for k in self.active() if (t := split_target(k)[1])}
 
 
 class SamplerConfig(BaseModel):
@@ -113,8 +138,10 @@ class SearchConfig(BaseModel):
         if not v:
             raise ValueError(f"give at least one objective; allowed: {', '.join(OBJECTIVES)}")
         for name in v:
-            if name not in OBJECTIVES:
-                raise ValueError(f"unknown objective {name!r}; allowed: {', '.join(OBJECTIVES)}")
+            base, target = split_target(name)
+            if base not in OBJECTIVES or (target and base not in PER_TARGET):
+                allowed = ", ".join([*OBJECTIVES, *(f"{k}@TARGET" for k in PER_TARGET)])
+                raise ValueError(f"unknown objective {name!r}; allowed: {allowed}")
         if len(set(v)) != len(v):
             raise ValueError(f"objectives repeat a name: {list(v)}")
         return v
@@ -126,10 +153,16 @@ class SearchConfig(BaseModel):
                 f"space.image_size {self.space.image_size} differs from eval.image_size "
                 f"{self.eval.image_size}"
             )
-        needs_latency = {"latency_ms", "latency_rel"} & set(self.objectives) or {
-            "max_latency_ms",
-            "max_latency_rel",
-        } & set(self.constraints.active())
+        bases = {split_target(o)[0] for o in self.objectives}
+        bounds = {split_target(k)[0] for k in self.constraints.active()}
+        needs_latency = set(PER_TARGET) & bases or {f"max_{k}" for k in PER_TARGET} & bounds
+        named = {t for o in self.objectives if (t := split_target(o)[1])}
+        known = [t.name for t in self.eval.latency.targets]
+        for target in sorted((named | self.constraints.targets()) - set(known)):
+            raise ValueError(
+                f"unknown latency target {target!r} in objectives or constraints; "
+                f"eval.latency.targets names: {', '.join(known)}"
+            )
         from spaces import SearchSpace
 
         SearchSpace(self.space)  # an empty stage domain is a config error, found before any I/O
@@ -152,7 +185,7 @@ class SearchConfig(BaseModel):
 
     @property
     def directions(self) -> list[str]:
-        return [OBJECTIVES[o] for o in self.objectives]
+        return [OBJECTIVES[split_target(o)[0]] for o in self.objectives]
 
     def fingerprint(self) -> dict[str, Any]:
         """What a resumed study must share with the one that started it."""
@@ -196,7 +229,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise ConfigError(f"--set needs key=value, got {item!r}")
     key, raw = item.split("=", 1)
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
+    # A last part may name a latency target: constraints.max_latency_ms@onnxruntime.
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(@[\w-]+)?", key):
         raise ConfigError(f"--set key {key!r} is not a dotted name like eval.train.epochs")
     return key.split("."), yaml.safe_load(raw) if raw else None
 

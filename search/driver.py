@@ -306,7 +306,7 @@ class SearchRun:
         told = {"accuracy": self.cfg.pessimistic_accuracy} if outcome.status == "infeasible" else {}
         values = []
         for name in self.cfg.objectives:
-            v = told.get(name, getattr(record, name))
+            v = told.get(name, record.metric(name))
             if v is None or not math.isfinite(float(v)):
                 self._fail(d.trial, f"missing or non-finite metric {name!r}: {v!r}", record)
                 return
@@ -509,6 +509,10 @@ def run_search(
     from evaluators.data import check_data_dir
 
     check_data_dir(cfg.eval.dataset, cfg.eval.data_dir, cfg.eval.download)
+    from evaluators.evaluate import check_latency_targets
+
+    # A runtime that cannot run here is one line now, not a failed trial later.
+    check_latency_targets([b.arch for b in SearchSpace(cfg.space).baselines()], cfg.eval)
     paths = StudyPaths(cfg.study_dir)
     lock = acquire_lock(paths, cfg.study, cfg.storage_url)
     try:

@@ -59,6 +59,19 @@ def _one_line_error(result) -> str:
         ("", ["--set", "objectives=[speed]"], "unknown objective 'speed'"),
         (
             "",
+            ["--set", "objectives=[accuracy,latency_rel@onnxruntime]"],
+            "unknown latency target 'onnxruntime' in objectives or constraints; "
+            "eval.latency.targets names: torch",
+        ),
+        ("", ["--set", "objectives=[flops@torch]"], "allowed: accuracy, latency_ms"),
+        ("", ["--set", "constraints.max_speed@torch=3"], "unknown constraint 'max_speed@torch'"),
+        (
+            "",
+            ["--set", "eval.latency.targets=[torch,tflite]"],
+            "unknown runtime 'tflite'; allowed: torch, torch_compile, onnxruntime, openvino",
+        ),
+        (
+            "",
             ["--set", "n_trials=0"],
             "n_trials: Input should be greater than or equal to 1, got 0",
         ),
@@ -173,3 +186,21 @@ def test_fidelity_on_a_users_config_prints_tau_and_writes_its_table(tmp_path):
     # the sample is every baseline of the space (4 here), even when fewer were asked for
     assert [a["baseline"] for a in table["architectures"]] == ["none", "se", "eca", "ca"]
     assert all(len(a["long_curves"][0]) == 2 for a in table["architectures"])
+
+
+def test_objectives_and_constraints_name_latency_targets(tmp_path):
+    from search.config import load_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"output_dir: {tmp_path / 'runs'}\n")
+    loaded = load_config(
+        cfg,
+        [
+            "eval.latency.targets=[torch,onnxruntime]",
+            "objectives=[accuracy,latency_rel@onnxruntime,latency_ms]",
+            "constraints.max_latency_ms@onnxruntime=5",
+        ],
+    )
+    assert loaded.directions == ["maximize", "minimize", "minimize"]
+    assert loaded.constraints.active() == {"max_latency_ms@onnxruntime": 5}
+    assert [t.runtime for t in loaded.eval.latency.targets] == ["torch", "onnxruntime"]

@@ -18,11 +18,12 @@ def test_interleaved_measurement_records_hardware_settings_and_intervals():
     s = LatencySettings(repeats=5, warmup=1, min_sample_ms=0.5, max_seconds=0.5)
     r = measure_latency(cand, ref, (1, 16, 16), s)
     assert r.latency_ms > 0 and r.reference_ms > 0 and r.latency_iqr_ms >= 0
-    assert r.latency_rel > 0 and r.settings == s
+    assert r.latency_rel > 0 and r.target == s.targets[0] and r.image_size == 16
     assert r.latency_rel_ci[0] <= r.latency_rel <= r.latency_rel_ci[1]
     assert r.latency_ci_ms[0] <= r.latency_ms <= r.latency_ci_ms[1]
     assert {"device", "torch", "cuda", "name", "threads"} <= set(r.hardware)
-    assert not cand.training and not ref.training  # measured in eval mode
+    # Copies in deploy form (eval mode, RCAM fused) are timed; the caller's modules are untouched.
+    assert cand.training and ref.training
 
 
 def test_sampling_stops_on_precision_or_on_time_never_before_the_minimum():
@@ -55,3 +56,85 @@ def test_median_interval_uses_the_order_statistics():
 def test_bad_latency_settings_are_refused(bad):
     with pytest.raises(ValueError):
         LatencySettings(**bad)
+
+
+# -- deployment targets ----------------------------------------------------------------------
+def test_latency_shorthand_is_one_torch_target_and_names_take_runtime_defaults():
+    from evaluators import LatencyTarget
+
+    s = LatencySettings(batch_size=4, threads=2, channels_last=True)
+    assert s.targets == (LatencyTarget(runtime="torch", batch_size=4, threads=2,
+                                       channels_last=True),)  # fmt: skip
+    assert LatencySettings(compile=True).targets[0].runtime == "torch_compile"
+    named = LatencySettings(targets=["torch", "onnxruntime"])
+    assert [t.name for t in named.targets] == ["torch", "onnxruntime"]
+    assert named.target("onnxruntime").runtime == "onnxruntime" and named.target().name == "torch"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"targets": ["tflite"]},
+            "unknown runtime 'tflite'; allowed: torch, torch_compile, onnxruntime, openvino",
+        ),  # fmt: skip
+        ({"targets": ["torch", "torch"]}, "latency.targets repeat a name"),
+        ({"targets": ["torch"], "batch_size": 2}, "give batch_size inside each of latency.targets"),
+        ({"targets": []}, "give at least one target"),
+    ],
+)
+def test_bad_targets_are_refused_with_the_allowed_values(settings, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        LatencySettings(**settings)
+    with pytest.raises(ValueError, match="unknown latency target 'tpu'; allowed: torch"):
+        LatencySettings().target("tpu")
+
+
+def test_every_target_times_the_deploy_form_at_its_own_resolution():
+    from evaluators import measure_targets
+
+    cand = build_model(uniform("resnet18", StageChoice(attention="rcam"), **ARCH))
+    ref = build_model(uniform("resnet18", **ARCH))
+    before = {k: v.clone() for k, v in cand.state_dict().items()}
+    s = LatencySettings(
+        targets=[{"runtime": "torch"}, {"runtime": "onnxruntime", "image_size": 24}],
+        repeats=3, warmup=1, min_sample_ms=0.5, max_seconds=0.3,
+    )  # fmt: skip
+    got = measure_targets(cand, ref, (1, 16, 16), s)
+    assert list(got) == ["torch", "onnxruntime"]
+    assert got["torch"].image_size == 16 and got["onnxruntime"].image_size == 24
+    assert got["onnxruntime"].runtime_version.startswith("onnxruntime ")
+    assert all(r.latency_rel > 0 and r.compile_seconds is None for r in got.values())
+    # Deploy form is timed on copies: the caller's (train-form) network is untouched.
+    after = cand.state_dict()
+    assert before.keys() == after.keys() and all(before[k].equal(after[k]) for k in before)
+
+
+def test_a_target_that_cannot_run_here_is_one_line_before_training():
+    import importlib.util
+
+    from evaluators import EvalConfig
+    from evaluators.evaluate import check_latency_targets
+    from evaluators.runtimes import RuntimeUnavailable
+
+    arch = uniform("resnet18", StageChoice(attention="eca"), **ARCH)
+    ok = EvalConfig(image_size=16, latency={"targets": ["torch", "onnxruntime"]})
+    check_latency_targets([arch], ok)  # both run here
+    if importlib.util.find_spec("openvino") is None:
+        missing = EvalConfig(image_size=16, latency={"targets": ["openvino"]})
+        with pytest.raises(RuntimeUnavailable, match=r"pip install 'attnas\[openvino\]'"):
+            check_latency_targets([arch], missing)
+    half = EvalConfig(image_size=16, latency={"targets": [{"runtime": "onnxruntime",
+                                                           "dtype": "bfloat16"}]})  # fmt: skip
+    with pytest.raises(RuntimeUnavailable, match="onnxruntime is timed in float32"):
+        check_latency_targets([arch], half)
+
+
+@pytest.mark.slow
+def test_torch_compile_reports_its_compile_time_apart_from_latency():
+    model = build_model(uniform("resnet18", **ARCH | {"image_size": 8}))
+    s = LatencySettings(targets=["torch_compile"], repeats=3, warmup=1, min_sample_ms=0.5,
+                        max_seconds=0.3)  # fmt: skip
+    r = measure_latency(model, model, (1, 8, 8), s)
+    assert r.compile_seconds is not None and r.compile_seconds > 0
+    assert r.target.runtime == "torch_compile"

@@ -251,3 +251,39 @@ def test_a_renamed_copy_of_a_study_folder_is_still_that_study(tmp_path, ray_clus
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert result.exit_code == 2 and len(lines) == 1, result.output
     assert "holds the files of another study ('orig'" in lines[0]
+
+
+def test_a_search_optimises_a_named_deployment_target(tmp_path, ray_cluster):
+    from results.frame import trials_frame
+
+    path = make_config(
+        tmp_path,
+        ray_cluster,
+        n_trials=5,
+        study="targets",
+        objectives=["accuracy", "latency_rel@onnxruntime"],
+        constraints={"max_latency_ms@onnxruntime": 1000.0},
+        eval__latency={
+            "targets": ["torch", "onnxruntime"],
+            "repeats": 3,
+            "warmup": 1,
+            "min_sample_ms": 0.2,
+            "max_seconds": 0.3,
+        },  # fmt: skip
+    )
+    cfg = load_config(path)
+    assert run_search(cfg).completed == 5
+    study = optuna.load_study(study_name="targets", storage=cfg.storage_url)
+    assert study.metric_names == ["accuracy", "latency_rel@onnxruntime"]
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    for t in complete:
+        record = read_record(t)
+        assert set(record.latencies) == {"torch", "onnxruntime"}
+        # What was told is the named target's ratio, not the first target's.
+        assert t.values[1] == record.latencies["onnxruntime"]["latency_rel"]
+        assert record.latencies["onnxruntime"]["runtime_version"].startswith("onnxruntime")
+    df = trials_frame(study)
+    done = df[df["state"] == "COMPLETE"]
+    assert done["latency_rel@onnxruntime_lo"].notna().all()
+    assert (done["latency_rel@onnxruntime_lo"] <= done["latency_rel@onnxruntime"]).all()
+    assert done["latency_ms@torch"].notna().all()

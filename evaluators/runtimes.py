@@ -1,0 +1,125 @@
+"""Deployment runtimes: one network made ready to time on the runtime a user ships.
+
+Each runtime turns a deploy-form network (RCAM fused, eval mode) into a no-argument callable
+that runs one batch, plus the runtime's version and what preparing it cost (``torch.compile``
+compiles on the first call; that time is reported apart and never counted as latency). The
+ONNX graph is the one ``attnas export --onnx`` writes, exported in memory.
+
+A runtime that cannot run here (not installed, no GPU, an op its exporter refuses) raises
+``RuntimeUnavailable`` with one line saying why and what to do, which the search turns into a
+refusal before the first trial trains.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from evaluators.latency import LatencyTarget
+
+RUNTIMES = ("torch", "torch_compile", "onnxruntime", "openvino")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class RuntimeUnavailable(ValueError):
+    """A latency target that cannot run where the trials run; the message is one line."""
+
+
+@dataclass
+class Prepared:
+    run: Callable[[], Any]
+    version: str
+    cuda_events: bool  # time with CUDA events (torch on a GPU) rather than the host clock
+    compile_seconds: float | None = None
+
+
+def onnx_bytes(model: nn.Module, x: torch.Tensor) -> bytes:
+    """The deploy-form graph as ``attnas export --onnx`` writes it, kept in memory."""
+    buffer = io.BytesIO()
+    try:
+        torch.onnx.export(
+            model.float().cpu(),
+            (x.float().cpu(),),
+            buffer,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            dynamo=False,
+        )
+    except Exception as exc:  # the exporter's own message names the op it refused
+        raise RuntimeUnavailable(f"ONNX export failed: {str(exc).splitlines()[0]}") from exc
+    return buffer.getvalue()
+
+
+def _torch(model: nn.Module, target: LatencyTarget, x: torch.Tensor, compiled: bool) -> Prepared:
+    model = model.eval().to(device=x.device, dtype=DTYPES[target.dtype])
+    if target.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    seconds = None
+    if compiled:
+        model = torch.compile(model)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            model(x)  # compiles: reported apart, never timed as latency
+        seconds = time.perf_counter() - t0
+    return Prepared(lambda: model(x), torch.__version__, x.is_cuda, seconds)
+
+
+def _onnxruntime(model: nn.Module, target: LatencyTarget, x: torch.Tensor) -> Prepared:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise RuntimeUnavailable("the onnxruntime target needs onnxruntime installed") from None
+    if target.dtype != "float32":
+        raise RuntimeUnavailable(
+            f"target {target.name!r}: onnxruntime is timed in float32, got dtype {target.dtype!r}"
+        )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = target.threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # warnings about unused initialisers are not the user's
+    providers = ["CPUExecutionProvider"]
+    if x.is_cuda:
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise RuntimeUnavailable(
+                f"target {target.name!r}: no CUDA provider in this onnxruntime "
+                "(install onnxruntime-gpu, or time it on the CPU)"
+            )
+        providers.insert(0, "CUDAExecutionProvider")
+    session = ort.InferenceSession(onnx_bytes(model, x), options, providers=providers)
+    feed = {"image": x.float().cpu().numpy()}
+    return Prepared(lambda: session.run(None, feed), f"onnxruntime {ort.__version__}", False)
+
+
+def _openvino(model: nn.Module, target: LatencyTarget, x: torch.Tensor) -> Prepared:
+    try:
+        import openvino as ov
+    except ImportError:
+        raise RuntimeUnavailable(
+            "the openvino target needs the optional extra: pip install 'attnas[openvino]'"
+        ) from None
+    core = ov.Core()
+    graph = core.read_model(onnx_bytes(model, x))
+    compiled = core.compile_model(graph, "CPU", {"INFERENCE_NUM_THREADS": target.threads})
+    feed = x.float().cpu().numpy()
+    return Prepared(lambda: compiled(feed), f"openvino {ov.__version__}", False)
+
+
+def prepare(model: nn.Module, target: LatencyTarget, x: torch.Tensor) -> Prepared:
+    """``model`` (deploy form) made ready to run ``x`` on ``target``'s runtime."""
+    if target.runtime == "torch":
+        return _torch(model, target, x, compiled=False)
+    if target.runtime == "torch_compile":
+        return _torch(model, target, x, compiled=True)
+    if target.runtime == "onnxruntime":
+        return _onnxruntime(model, target, x)
+    if target.runtime == "openvino":
+        return _openvino(model, target, x)
+    raise RuntimeUnavailable(f"unknown runtime {target.runtime!r}; allowed: {', '.join(RUNTIMES)}")
