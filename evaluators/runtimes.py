@@ -12,7 +12,6 @@ refusal before the first trial trains.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+from spaces.onnx import OnnxExportError
+from spaces.onnx import onnx_bytes as spaces_onnx_bytes
 
 if TYPE_CHECKING:
     from evaluators.latency import LatencyTarget
@@ -41,21 +43,10 @@ class Prepared:
 
 
 def onnx_bytes(model: nn.Module, x: torch.Tensor) -> bytes:
-    """The deploy-form graph as ``attnas export --onnx`` writes it, kept in memory."""
-    buffer = io.BytesIO()
     try:
-        torch.onnx.export(
-            model.float().cpu(),
-            (x.float().cpu(),),
-            buffer,
-            input_names=["image"],
-            output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-            dynamo=False,
-        )
-    except Exception as exc:  # the exporter's own message names the op it refused
-        raise RuntimeUnavailable(f"ONNX export failed: {str(exc).splitlines()[0]}") from exc
-    return buffer.getvalue()
+        return spaces_onnx_bytes(model, x)
+    except OnnxExportError as exc:
+        raise RuntimeUnavailable(str(exc)) from exc
 
 
 def _torch(model: nn.Module, target: LatencyTarget, x: torch.Tensor, compiled: bool) -> Prepared:

@@ -21,6 +21,7 @@ from results.pareto import knee_point
 from results.record import TrialRecord, read_record
 from spaces import REGISTRY, ArchConfig, build_model, deploy
 from spaces.baselines import provenance_of
+from spaces.onnx import ONNX_TOLERANCE, OnnxExportError, onnx_bytes, onnx_difference
 
 PICKS = ("knee", "max-accuracy", "min-latency", "trial:N")
 
@@ -170,18 +171,27 @@ def export_onnx(arch: ArchConfig, path: Path, seed: int = 0) -> Path:
     import torch
 
     model = deploy(build_model(arch, seed=seed))
-    x = torch.randn(1, arch.in_chans, arch.image_size, arch.image_size)
+    x = torch.randn(2, arch.in_chans, arch.image_size, arch.image_size)
+    try:
+        graph = onnx_bytes(model, x)
+    except OnnxExportError as exc:
+        raise ExportError(str(exc)) from None
+    check_onnx(graph, model, x)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        model,
-        (x,),
-        str(path),
-        input_names=["image"],
-        output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-        dynamo=False,
-    )
+    path.write_bytes(graph)
     return path
+
+
+def check_onnx(graph: bytes, model: object, x: object) -> float:
+    """Refuse a graph ONNX Runtime does not run as PyTorch does (relative to the largest
+    absolute output, above ``ONNX_TOLERANCE``), printing the difference; else return it."""
+    difference = onnx_difference(graph, model, x)
+    if difference > ONNX_TOLERANCE:
+        raise ExportError(
+            f"ONNX Runtime's output differs from PyTorch's by {difference:.2e} of the largest "
+            f"output (allowed {ONNX_TOLERANCE:.0e}); not writing the ONNX file"
+        )
+    return difference
 
 
 def export_pick(

@@ -159,3 +159,21 @@ def test_plots_draw_the_study(small_study):
     md = summary_md(study, df, names, [0.0, 10.0], None)
     assert f"**Knee** (best balance of the objectives): trial {knee['number']}" in md
     assert knee["label"].replace(" | ", " / ") in md
+
+
+def test_export_refuses_an_onnx_graph_that_onnxruntime_runs_differently():
+    import torch
+
+    from results.export import ExportError, check_onnx
+    from spaces import StageChoice, build_model, deploy, uniform
+    from spaces.onnx import onnx_bytes
+
+    arch = uniform("resnet18", StageChoice(attention="rcam"), stem="cifar", image_size=16,
+                   in_chans=1, widths=(16, 16, 32, 32))  # fmt: skip
+    model = deploy(build_model(arch, seed=0))
+    x = torch.randn(2, 1, 16, 16)
+    graph = onnx_bytes(model, x)
+    assert check_onnx(graph, model, x) <= 1e-4
+    other = deploy(build_model(arch, seed=1))  # the same graph cannot reproduce other weights
+    with pytest.raises(ExportError, match=r"differs from PyTorch's by \d\.\d\de[-+]\d+ of the"):
+        check_onnx(graph, other, x)
