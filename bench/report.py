@@ -360,12 +360,54 @@ def _mean_sd(values: list[float]) -> str:
     return f"{mean:.4f} ± {sd:.4f}"
 
 
+def gpu_check(r: dict[str, Any]) -> str:
+    if r.get("device") != "cuda":
+        return "No GPU figures yet: no GPU run has been recorded."
+    rows = [
+        [
+            x["model"],
+            x["target"],
+            x.get("error")
+            or f"{x['latency_ms']:.3f} ({x['latency_ci_ms'][0]:.3f}-{x['latency_ci_ms'][1]:.3f})",
+            "" if "error" in x else f"{x['iqr_over_median']:.1%}",
+            ""
+            if "error" in x
+            else f"{x['latency_rel']:.3f} ({x['latency_rel_ci'][0]:.3f}-{x['latency_rel_ci'][1]:.3f})",
+            f"{x['compile_seconds']:.1f}" if x.get("compile_seconds") else "",
+        ]
+        for x in r["latency"]
+    ]
+    t = r["training_trial"]
+    return "\n".join(
+        [
+            f"{_machine(r['hardware'])}; {r['image_size']} px, batch {r['batch_size']}, CUDA "
+            "events, A/B alternating every forward.",
+            "",
+            _table(
+                [
+                    "model",
+                    "target",
+                    "ms (95% CI)",
+                    "IQR/median",
+                    "latency_rel (95% CI)",
+                    "compile s",
+                ],  # fmt: skip
+                rows,
+            ),
+            "",
+            f"One trial ({t['dataset']}, {t['epochs']} epochs x {t['seeds']} seeds): "
+            f"{t['seconds']:.1f} s, {t['evaluations_per_hour']:.0f} evaluations per hour.",
+        ]
+    )
+
+
 SECTIONS = {
     "throughput": ("Throughput", throughput, "bench/throughput.py"),
     "overhead": ("Framework overhead", overhead, "bench/overhead.py"),
     "samplers": ("Sampler efficiency and cost", samplers, "bench/tabular.py, bench/samplers.py"),
     "measurement": ("Measurement quality", measurement, "bench/measurement.py"),
     "fidelity": ("Short-schedule fidelity", fidelity, "bench/fidelity.py"),
+    "gpu_check": ("GPU check", gpu_check, "bench/gpu_check.py (on a machine with a GPU)"),
 }
 
 
@@ -381,7 +423,8 @@ def main() -> None:
     for name, (title, render, script) in SECTIONS.items():
         r = _load(name)
         parts += ["", f"## {title}", "", f"Script: `{script}`.", ""]
-        parts.append(render(r) if r and not r.get("quick") else "Not measured yet.")
+        missing = "No GPU figures yet." if name == "gpu_check" else "Not measured yet."
+        parts.append(render(r) if r and not r.get("quick") else missing)
     OUT.write_text("\n".join(parts) + "\n")
     print(f"wrote {OUT}")
 

@@ -146,3 +146,17 @@ def test_welch_interval_matches_scipys_welch_test():
     low, high = test.confidence_interval(0.95)
     assert diff == pytest.approx((low + high) / 2) and half == pytest.approx((high - low) / 2)
     assert samplers.interval([1.0, 1.0, 1.0]) == 0.0
+
+
+def test_gpu_check_runs_its_cpu_path(tmp_path):
+    # The GPU script's code runs here on the CPU (tiny sizes); on a GPU only the device is new.
+    out = tmp_path / "g.json"
+    text = run("gpu_check.py", "--device", "cpu", "--out", str(out))
+    r = json.loads(out.read_text())
+    assert r["device"] == "cpu" and r["quick"]
+    targets = {x["target"] for x in r["latency"]}
+    assert {"eager fp32", "compile bf16 channels_last", "onnxruntime fp32"} <= targets
+    for x in r["latency"]:
+        assert "error" in x or x["latency_rel_ci"][0] <= x["latency_rel"] <= x["latency_rel_ci"][1]
+    assert r["training_trial"]["status"] == "ok" and r["training_trial"]["evaluations_per_hour"] > 0
+    assert "evaluations per hour" in text

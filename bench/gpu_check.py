@@ -1,0 +1,209 @@
+"""GPU check: the CUDA path proven in one run of a few minutes on a machine with a GPU.
+
+1. Latency on every GPU target, candidate (ca@standard, and ca@mid on MobileNetV2) against the
+   no-attention reference at 224 px: eager float32, eager float32 channels_last, eager bf16 and
+   fp16 channels_last, torch.compile bf16 channels_last (compile time reported apart), and
+   ONNX Runtime's CUDA provider (float32). Each row: latency_ms with its 95% interval and
+   IQR/median, latency_rel with its interval, blocks sampled (CUDA events, per-forward A/B).
+2. One training trial as the search runs it (``evaluators.evaluate``: the embedded clutter
+   task, 5 epochs, 2 seeds in lockstep, bf16 autocast and channels_last on a GPU, its latency
+   included) and the evaluations per hour that implies; on a GPU also a ResNet-18 epoch on
+   CIFAR-10-shaped tensors (``bench/throughput.py``'s schedule).
+
+Prints a table and writes ``bench/results/gpu_check.json`` (hardware, runtime versions,
+settings with every number). ``--device cpu --quick`` runs the same code on the CPU with tiny
+sizes: that is what the test suite checks, so on a GPU only the hardware is new.
+
+Run on a GPU machine: .venv/bin/python bench/gpu_check.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from evaluators import EvalConfig, LatencySettings, evaluate, measure_latency
+from evaluators.latency import hardware_info
+from evaluators.runtimes import RuntimeUnavailable
+from spaces import StageChoice, build_model, uniform
+
+ROOT = Path(__file__).resolve().parent
+
+# (row name, target settings): every GPU configuration a user would ship.
+TARGETS: list[tuple[str, dict[str, Any]]] = [
+    ("eager fp32", {"runtime": "torch"}),
+    ("eager fp32 channels_last", {"runtime": "torch", "channels_last": True}),
+    ("eager bf16 channels_last", {"runtime": "torch", "dtype": "bfloat16", "channels_last": True}),
+    ("eager fp16 channels_last", {"runtime": "torch", "dtype": "float16", "channels_last": True}),
+    (
+        "compile bf16 channels_last",
+        {"runtime": "torch_compile", "dtype": "bfloat16", "channels_last": True},
+    ),
+    ("onnxruntime fp32", {"runtime": "onnxruntime"}),
+]
+
+
+def models(image_size: int, quick: bool) -> list[tuple[str, Any, Any]]:
+    """(name, candidate arch, reference arch) at the deployment resolution."""
+    small = {"widths": (16, 32, 64, 128)} if quick else {}
+    pairs = [
+        ("resnet18 ca@standard", "resnet18", StageChoice(attention="ca"), small),
+        (
+            "mobilenetv2_100 ca@mid",
+            "mobilenetv2_100",
+            StageChoice(attention="ca", position="mid"),
+            {"widths": (8, 16, 16, 32, 48, 80, 160)} if quick else {},
+        ),
+    ]
+    out = []
+    for name, backbone, choice, extra in pairs[:1] if quick else pairs:
+        common = {"num_classes": 1000, "image_size": image_size, **extra}
+        out.append((name, uniform(backbone, choice, **common), uniform(backbone, **common)))
+    return out
+
+
+def latency_rows(device: str, image_size: int, batch: int, quick: bool, console) -> list[dict]:
+    rows = []
+    sampling = {"repeats": 3, "warmup": 1, "min_sample_ms": 1, "max_seconds": 0.5} if quick else {}
+    for model_name, cand_arch, ref_arch in models(image_size, quick):
+        cand, ref = build_model(cand_arch, seed=0), build_model(ref_arch, seed=0)
+        for row_name, target in TARGETS:
+            if device == "cpu" and target.get("dtype") == "float16":
+                continue  # half precision on a CPU is neither shipped nor meaningful
+            settings = LatencySettings(
+                targets=[{**target, "batch_size": batch, "name": "t"}], **sampling
+            )
+            row: dict[str, Any] = {"model": model_name, "target": row_name, **target}
+            try:
+                r = measure_latency(cand, ref, (3, image_size, image_size), settings, device)
+            except (RuntimeUnavailable, RuntimeError) as exc:
+                row["error"] = str(exc).splitlines()[0]
+                console.print(f"  {model_name} / {row_name}: [yellow]{row['error']}[/]")
+                rows.append(row)
+                continue
+            row |= {
+                "latency_ms": r.latency_ms,
+                "latency_ci_ms": list(r.latency_ci_ms),
+                "iqr_over_median": r.latency_iqr_ms / r.latency_ms,
+                "reference_ms": r.reference_ms,
+                "latency_rel": r.latency_rel,
+                "latency_rel_ci": list(r.latency_rel_ci),
+                "blocks": r.blocks,
+                "seconds": r.seconds,
+                "compile_seconds": r.compile_seconds,
+                "runtime_version": r.runtime_version,
+                "batch_size": batch,
+                "image_size": image_size,
+            }
+            console.print(
+                f"  {model_name} / {row_name}: {r.latency_ms:.3f} ms, rel {r.latency_rel:.3f}"
+            )
+            rows.append(row)
+    return rows
+
+
+def training_trial(device: str, quick: bool) -> dict[str, Any]:
+    """One trial as the search runs it: the embedded clutter task at the quickstart's network
+    width and schedule (5 epochs, 2 seeds in lockstep), on ``device``."""
+    size = 16
+    arch = uniform("resnet18", StageChoice(attention="ca"), stem="cifar", image_size=size,
+                   in_chans=1, num_classes=10, widths=(16, 32, 64, 128))  # fmt: skip
+    cfg = EvalConfig(
+        dataset="clutter",
+        image_size=size,
+        seeds=(0, 1),
+        device=device,
+        train={"epochs": 1 if quick else 5, "batch_size": 64},
+        latency={"repeats": 3, "max_seconds": 0.5 if quick else 3.0},
+    )
+    t0 = time.perf_counter()
+    outcome = evaluate(arch, cfg)
+    seconds = time.perf_counter() - t0
+    return {
+        "arch": arch.label(),
+        "dataset": f"clutter {size} px",
+        "epochs": cfg.train.epochs,
+        "seeds": len(cfg.seeds),
+        "seconds": seconds,
+        "train_seconds": outcome.train_seconds,
+        "evaluations_per_hour": 3600 / seconds,
+        "accuracy": outcome.accuracy,
+        "latency_rel": outcome.latency_rel,
+        "status": outcome.status,
+    }
+
+
+def cifar_epoch(device: str) -> list[dict]:
+    """On a GPU: ResNet-18 epochs on CIFAR-10-shaped tensors (bench/throughput.py's schedule)."""
+    if device != "cuda":
+        return []
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from throughput import gpu_schedule
+
+    return gpu_schedule((1,))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--device", default="cuda", help="cuda (the point), or cpu to test the script")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: proves the script works")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "gpu_check.json")
+    args = ap.parse_args()
+    console = Console()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(
+            "gpu_check: no CUDA device here; run it on a GPU machine (or --device cpu)"
+        )
+    image_size, batch = (32, 2) if args.quick else (224, 32)
+    console.print(f"gpu_check on {args.device}: {image_size} px, batch {batch}")
+    t0 = time.perf_counter()
+    latency = latency_rows(args.device, image_size, batch, args.quick, console)
+    trial = training_trial(args.device, args.quick)
+    cifar = cifar_epoch(args.device)
+    table = Table(title=f"latency at {image_size} px, batch {batch} ({args.device})")
+    for c in ("model", "target", "ms (95% CI)", "IQR/median", "latency_rel (95% CI)", "compile s"):
+        table.add_column(c)
+    for r in latency:
+        if "error" in r:
+            table.add_row(r["model"], r["target"], r["error"], "", "", "")
+            continue
+        table.add_row(
+            r["model"],
+            r["target"],
+            f"{r['latency_ms']:.3f} ({r['latency_ci_ms'][0]:.3f}-{r['latency_ci_ms'][1]:.3f})",
+            f"{r['iqr_over_median']:.1%}",
+            f"{r['latency_rel']:.3f} ({r['latency_rel_ci'][0]:.3f}-{r['latency_rel_ci'][1]:.3f})",
+            f"{r['compile_seconds']:.1f}" if r["compile_seconds"] else "",
+        )
+    console.print(table)
+    console.print(
+        f"training trial: {trial['seconds']:.1f} s ({trial['train_seconds']:.1f} s training), "
+        f"{trial['evaluations_per_hour']:.0f} evaluations per hour"
+    )
+    result = {
+        "device": args.device,
+        "quick": args.quick,
+        "hardware": hardware_info(torch.device(args.device)),
+        "image_size": image_size,
+        "batch_size": batch,
+        "latency": latency,
+        "training_trial": trial,
+        "cifar_shaped_epochs": cifar,
+        "seconds": time.perf_counter() - t0,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
