@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: search test bench bench-table bench-fidelity lint clean
+.PHONY: search test bench bench-gpu bench-table bench-fidelity lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/measurement.py
 	$(BIN)/python bench/samplers.py
+	$(BIN)/python bench/targets.py
+	$(BIN)/python bench/report.py
+
+# On a machine with a GPU: the CUDA path in a few minutes (bench/results/gpu_check.json).
+bench-gpu: $(STAMP)
+	$(BIN)/python bench/gpu_check.py
 	$(BIN)/python bench/report.py
 
 # Short against long schedule on a sample of the quickstart space (resumable; long: about

@@ -360,6 +360,31 @@ def _mean_sd(values: list[float]) -> str:
     return f"{mean:.4f} ± {sd:.4f}"
 
 
+def targets(r: dict[str, Any]) -> str:
+    parts = [
+        f"latency_rel on each target at {r['resolution']} px and with eager PyTorch at the "
+        f"training resolution (batch 1, one thread; torch {r['versions']['torch']}, "
+        f"onnxruntime {r['versions']['onnxruntime']}); {_machine(r['hardware'])}."
+    ]
+    for s in r["spaces"]:
+        taus = [[pair, f"{v['tau']:.3f}", v["n"]] for pair, v in s["kendall_tau"].items()]
+        moves = [
+            [name, f"{m['rank_shift']:+.0f}", f"`{m['label']}`"]
+            for name, ms in s["largest_rank_moves"].items()
+            for m in ms[:1]
+        ]
+        parts += [
+            "",
+            f"**{s['backbone']}** ({len(s['architectures'])} architectures of "
+            f"`configs/{s['config']}`, trained at {s['training_resolution']} px):",
+            "",
+            _table(["targets", "Kendall tau", "architectures"], taus),
+            "",
+            _table(["target", "largest rank move from train-res eager", "architecture"], moves),
+        ]
+    return "\n".join(parts)
+
+
 def gpu_check(r: dict[str, Any]) -> str:
     if r.get("device") != "cuda":
         return "No GPU figures yet: no GPU run has been recorded."
@@ -407,6 +432,7 @@ SECTIONS = {
     "samplers": ("Sampler efficiency and cost", samplers, "bench/tabular.py, bench/samplers.py"),
     "measurement": ("Measurement quality", measurement, "bench/measurement.py"),
     "fidelity": ("Short-schedule fidelity", fidelity, "bench/fidelity.py"),
+    "targets": ("Deployment targets", targets, "bench/targets.py"),
     "gpu_check": ("GPU check", gpu_check, "bench/gpu_check.py (on a machine with a GPU)"),
 }
 

@@ -160,3 +160,17 @@ def test_gpu_check_runs_its_cpu_path(tmp_path):
         assert "error" in x or x["latency_rel_ci"][0] <= x["latency_rel"] <= x["latency_rel_ci"][1]
     assert r["training_trial"]["status"] == "ok" and r["training_trial"]["evaluations_per_hour"] > 0
     assert "evaluations per hour" in text
+
+
+def test_targets_quick_measures_every_target_and_their_agreement(tmp_path):
+    out = tmp_path / "t.json"
+    run("targets.py", "--out", str(out))
+    r = json.loads(out.read_text())
+    assert [s["backbone"] for s in r["spaces"]] == ["resnet18", "mobilenetv2_100"]
+    for s in r["spaces"]:
+        rows = s["architectures"]
+        assert len(rows) == 3 and rows[0]["baseline"] == "none"
+        assert all({"train-res eager", "eager", "onnxruntime"} <= set(x["rel"]) for x in rows)
+        assert sum("torch_compile" in x["rel"] for x in rows) == 1
+        assert "eager | onnxruntime" in s["kendall_tau"]
+        assert -1 <= s["kendall_tau"]["eager | onnxruntime"]["tau"] <= 1
