@@ -35,6 +35,7 @@ from results.pareto import (  # noqa: E402
     hypervolume,
     hypervolume_history,
     knee_point,
+    pareto_mask,
     reference_point,
 )
 from results.verdict import Comparison, compare_to_baselines, sentence, table_md  # noqa: E402
@@ -120,6 +121,25 @@ def pareto_figure(df: pd.DataFrame, names: list[str]) -> plt.Figure:
     ax.set_title("Accuracy against cost")
     fig.tight_layout()
     return fig
+
+
+def target_frames(df: pd.DataFrame, names: list[str]) -> dict[str, pd.DataFrame]:
+    """For each latency target the study measured but does not optimise, the trial table
+    with its front recomputed on (accuracy, latency_rel@target): one front per target."""
+    cost = cost_column(df[df["feasible"]], names)
+    out = {}
+    for col in [c for c in df.columns if c.startswith("latency_rel@") and "_" not in c[12:]]:
+        if col == cost or df.loc[df["feasible"], col].isna().all():
+            continue
+        view = df.copy()
+        ok = view["feasible"].to_numpy(dtype=bool)
+        pair = [ACCURACY, col]
+        values = view.loc[ok, pair].to_numpy(dtype=float)
+        front = pareto_mask(values, ["maximize", "minimize"], objective_intervals(view[ok], pair))
+        view["is_pareto"] = False
+        view.loc[ok, "is_pareto"] = front
+        out[col.split("@", 1)[1]] = view
+    return out
 
 
 def pareto_png(df: pd.DataFrame, names: list[str], path: Path) -> Path:
@@ -350,6 +370,22 @@ def summary_md(
             lines += ["", validation["verdict"]]
         if validation.get("comparisons"):
             lines += ["", *table_md([Comparison(**c) for c in validation["comparisons"]], cost)]
+    for target, view in target_frames(df, names).items():
+        col = f"latency_rel@{target}"
+        tf = view[view["feasible"] & view["is_pareto"]].drop_duplicates("arch_hash")
+        lines += [
+            "",
+            f"## Front on latency target `{target}` (measured, not optimised)",
+            "",
+            f"![front on {target}](pareto_{target}.png)",
+            "",
+            f"| trial | accuracy | {col} | architecture |",
+            "|---|---|---|---|",
+            *(
+                f"| {r['number']} | {_fmt(r[ACCURACY])} | {_fmt(r[col])} | {_md(r['label'])} |"
+                for _, r in tf.sort_values(col).iterrows()
+            ),
+        ]
     notes = sorted(
         {n for _, r in front.iterrows() for n in inferred_modules(arch_of(study, int(r["number"])))}
     )
@@ -369,6 +405,9 @@ def write_report(study: optuna.Study, out_dir: Path, trials_dir: Path | None = N
     names = objective_names(study)
     written = [write_trials(study, trials_dir or out_dir)]
     written.append(pareto_png(df, names, out_dir / "pareto.png"))
+    for target, view in target_frames(df, names).items():
+        written.append(pareto_png(view, [ACCURACY, f"latency_rel@{target}"],
+                                  out_dir / f"pareto_{target}.png"))  # fmt: skip
     written.append(report_html(df, names, out_dir / "report.html", baseline_sources(study, df)))
     hv_path, ref = hypervolume_png(df, names, _directions(study), out_dir / "hypervolume.png")
     written.append(hv_path)

@@ -287,3 +287,11 @@ def test_a_search_optimises_a_named_deployment_target(tmp_path, ray_cluster):
     assert done["latency_rel@onnxruntime_lo"].notna().all()
     assert (done["latency_rel@onnxruntime_lo"] <= done["latency_rel@onnxruntime"]).all()
     assert done["latency_ms@torch"].notna().all()
+    # The report shows one front per target: the optimised one, and torch's beside it.
+    from results.report import write_report
+
+    written = {p.name for p in write_report(study, tmp_path / "report", tmp_path)}
+    assert {"pareto.png", "pareto_torch.png"} <= written
+    md = (tmp_path / "report" / "summary.md").read_text()
+    assert "## Front on latency target `torch` (measured, not optimised)" in md
+    assert "pareto_onnxruntime.png" not in written  # that one is the study's own front
