@@ -4,10 +4,14 @@ Samplers are then compared by replaying them against this table (bench/samplers.
 of training: like NAS-Bench, the table *is* the ground truth, so its fidelity only has to be
 fixed, not high. The sub-space is the quickstart's ResNet-18 with stages 2 and 3 searched
 (6 attentions x 3 positions, ELA-B/S): 19 choices per stage, 361 architectures, each trained
-for 3 epochs at 8 px on digits with one seed, with its paired latency ratio measured.
+for 3 epochs at 8 px on digits with two seeds in lockstep (the table's accuracy is their mean,
+and every epoch's accuracy per seed is kept for replaying schedules such as successive
+halving), with its paired latency ratio measured.
 
 Building is resumable: rows are appended to the CSV as they finish and a rerun skips the
-architectures already there. Run: .venv/bin/python bench/tabular.py [--quick] [--workers 2]
+architectures already there. Rows carry the evaluation fingerprint (which includes the model
+builder's version), and rows of another fingerprint are ignored, so a table built by an older
+proxy is rebuilt rather than mixed in. Run: .venv/bin/python bench/tabular.py [--quick] [--workers 2]
 """
 
 from __future__ import annotations
@@ -25,7 +29,18 @@ from rich.progress import Progress
 
 ROOT = Path(__file__).resolve().parent
 TABLE = ROOT / "data" / "tabular_resnet18_s23.csv"
-COLUMNS = ("arch_hash", "label", "params_json", "accuracy", "latency_rel", "flops", "seconds")
+COLUMNS = (
+    "arch_hash",
+    "label",
+    "params_json",
+    "accuracy",
+    "accuracy_std",
+    "curves_json",
+    "latency_rel",
+    "flops",
+    "eval_fingerprint",
+    "seconds",
+)
 
 SPACE: dict[str, Any] = {
     "backbone": "resnet18",
@@ -44,10 +59,11 @@ SPACE: dict[str, Any] = {
 EVAL: dict[str, Any] = {
     "dataset": "digits",
     "image_size": 8,
-    "seeds": [0],
+    "seeds": [0, 1],
     "threads": 1,
     "train": {"epochs": 3, "batch_size": 64, "lr": 0.2},
-    "latency": {"batch_size": 1, "repeats": 10, "threads": 1},
+    # The node gate serialises timing across workers: a looser interval keeps the build short.
+    "latency": {"batch_size": 1, "repeats": 10, "threads": 1, "rel_ci": 0.01, "max_seconds": 3},
 }
 
 
@@ -86,22 +102,35 @@ def _evaluate(params: dict[str, Any]) -> dict[str, Any]:
         "label": arch.label(),
         "params_json": json.dumps(params, sort_keys=True),
         "accuracy": m.accuracy,
+        "accuracy_std": m.accuracy_std,
+        "curves_json": json.dumps(m.accuracies_per_seed),
         "latency_rel": m.latency_rel,
         "flops": m.flops,
+        "eval_fingerprint": m.eval_fingerprint,
         "seconds": round(time.perf_counter() - t0, 2),
     }
 
 
+def fingerprint() -> str:
+    from evaluators import EvalConfig
+
+    return EvalConfig.model_validate(EVAL).fingerprint()
+
+
 def load_table(path: Path = TABLE) -> dict[str, dict[str, Any]]:
-    """arch hash -> row, with numbers parsed."""
+    """arch hash -> row of the current evaluation fingerprint, with numbers parsed."""
     if not path.is_file():
         raise SystemExit(f"no tabular benchmark at {path}; build it: python bench/tabular.py")
+    current = fingerprint()
     rows = {}
     with path.open() as f:
         for r in csv.DictReader(f):
-            for key in ("accuracy", "latency_rel", "seconds"):
+            if r.get("eval_fingerprint") != current:
+                continue  # an older proxy's row: rebuilt, never mixed in
+            for key in ("accuracy", "accuracy_std", "latency_rel", "seconds"):
                 r[key] = float(r[key])
             r["flops"] = int(r["flops"])
+            r["curves"] = json.loads(r.pop("curves_json"))
             rows[r["arch_hash"]] = r
     return rows
 
@@ -121,6 +150,8 @@ def main() -> None:
         todo = todo[:4]
     console.print(f"{len(points)} architectures in the sub-space, {len(done)} in the table")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.out.is_file() and args.out.open().readline().strip() != ",".join(COLUMNS):
+        args.out.unlink()  # an older layout: its rows are another proxy's anyway
     new_file = not args.out.is_file()
     t0 = time.perf_counter()
     with (
