@@ -6,8 +6,11 @@ comparable across noisy or mixed machines. The alternation is per forward pass (
 summed over a block of about ``min_sample_ms`` per model, and each block gives one ratio: on
 a shared 2-core VM the CPU's speed changes faster than a 20 ms sample, so alternating whole
 samples (A for 20 ms, then B) left a within-run IQR of 6-16% of the ratio, and alternating
-each forward brings it to 1-5% (``bench/measurement.py``). ``torch.utils.benchmark.Timer``
-times one statement per block, so it cannot pair at this grain.
+each forward brings it to 1-3% (``bench/measurement.py``). Each turn first runs its model
+once untimed: the other model's pass evicts part of its working set, and timing that cold
+pass read ratios 1-4% closer to 1 than steady-state runs of 20 (ELA-S 2.14 against 2.23),
+while the warmed pass reads within 1% of them. ``torch.utils.benchmark.Timer`` times one
+statement per block, so it cannot pair at this grain.
 
 Each of ``targets`` is a runtime with its own batch, threads, dtype, layout and input
 resolution (``evaluators.runtimes``); on each, the candidate and the reference are timed in
@@ -206,6 +209,7 @@ class _Pair:
         events: list[tuple[int, torch.cuda.Event, torch.cuda.Event]] = []
         for i in range(pairs):
             for which in (0, 1) if i % 2 == 0 else (1, 0):
+                self.runs[which]()  # untimed: warms the caches the other model's pass evicted
                 if self.cuda:
                     start = torch.cuda.Event(enable_timing=True)
                     end = torch.cuda.Event(enable_timing=True)
