@@ -83,7 +83,7 @@ class LatencySettings(BaseModel):
     targets: tuple[LatencyTarget, ...] = (LatencyTarget(),)
     warmup: int = Field(10, ge=0)
     repeats: int = Field(10, ge=3)  # blocks (ratio samples) at least
-    min_sample_ms: float = Field(40.0, gt=0)  # time per model in one block
+    min_sample_ms: float = Field(60.0, gt=0)  # timed per model in one block
     rel_ci: float = Field(0.01, gt=0)  # stop when the median ratio's 95% CI is within +-this
     max_seconds: float = Field(6.0, gt=0)  # ... or after this long, whatever the interval
 
