@@ -13,6 +13,13 @@ def assert_attention_on_path(base: torch.nn.Module, model: torch.nn.Module) -> N
     ``base`` should have randomised norms first: with default statistics and timm's zero- or
     1e-6-initialised branches, a module off the path can look as if it changed nothing.
     """
+    from tests.conftest import randomize_batchnorm
+
+    # The modules' own norms too: CBAM's authors zero its spatial gate's BN weight, which
+    # would keep its conv from any gradient until the first step.
+    for name, module in model.named_modules():
+        if name.endswith(".attn"):
+            randomize_batchnorm(module, seed=1)
     x = torch.randn(2, 3, 16, 16)
     base.eval(), model.eval()
     with torch.no_grad():
