@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,19 @@ def _verdict(eff: list[dict[str, Any]], k: int) -> str:
     )
 
 
+def _stale_table(r: dict[str, Any]) -> str:
+    """A warning when the replay predates the stored table's current build."""
+    sys.path.insert(0, str(ROOT))
+    import tabular
+
+    if r.get("table_fingerprint") == tabular.fingerprint():
+        return ""
+    return (
+        "**Stale:** these figures were replayed against an earlier build of the table (before "
+        "the fixed proxy and 2 seeds); rerun `bench/samplers.py`.\n\n"
+    )
+
+
 def samplers(r: dict[str, Any]) -> str:
     eff = r["efficiency"]
     ks = sorted(int(key[3:]) for key in eff[0] if key.startswith("hv@") and "_" not in key)
@@ -176,7 +190,7 @@ def samplers(r: dict[str, Any]) -> str:
         ]
         for c in cost
     ]
-    return "\n".join(
+    return _stale_table(r) + "\n".join(
         [
             f"Replayed against `{r['table']}` ({r['table_rows']} architectures, every one of the "
             "sub-space evaluated once); hypervolume of (accuracy, latency_rel) as a fraction "

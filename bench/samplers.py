@@ -272,6 +272,7 @@ def main() -> None:
         if args.table.is_relative_to(ROOT.parent)
         else str(args.table),
         "table_rows": len(table),
+        "table_fingerprint": tabular.fingerprint(),
         "quick": args.quick,
         "efficiency": eff_rows,
         "cost": cost_rows,
