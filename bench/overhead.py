@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import statistics
 import tempfile
 import time
@@ -49,7 +50,9 @@ def _evaluate(args: tuple[dict, dict, bool]) -> float:
 
 def bare_pool(archs: list[dict], eval_cfg: dict, workers: int, gated: bool) -> float:
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # Spawned, not forked: this process has run torch (the search's pre-flight check of the
+    # latency targets), and a fork of a process whose OpenMP pool is up deadlocks.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
         list(pool.map(_evaluate, [(a, eval_cfg, gated) for a in archs]))
     return time.perf_counter() - t0
 
