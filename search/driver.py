@@ -371,9 +371,11 @@ class SearchRun:
         for d in leftovers:
             if self._answer_known(d):
                 continue
-            # Re-queue the same architecture first: it resumes from its epoch checkpoint.
+            # Re-queue the same architecture first: it resumes from its epoch checkpoint. A
+            # paper baseline's options may lie outside the space: it re-runs by its name.
+            paper = self.space.baseline(d.record.baseline or "")
             self.study.enqueue_trial(
-                self.space.encode(d.arch),
+                self.space.encode_baseline(paper) if paper else self.space.encode(d.arch),
                 user_attrs={"requeued_from": d.number}
                 | ({"baseline": d.record.baseline} if d.record.baseline else {}),
             )

@@ -93,7 +93,9 @@ def _wait_complete(
 ) -> None:
     deadline = time.time() + limit
     while time.time() < deadline:
-        if storage or (study_dir / "study.db").exists():
+        # study.json is written once the study exists: polling earlier raced the driver's
+        # own creation of the tables ("table studies already exists").
+        if storage or (study_dir / "study.json").exists():
             try:
                 if states(study_dir, name, storage).get("COMPLETE", 0) >= at_least:
                     return
