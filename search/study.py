@@ -147,6 +147,10 @@ def make_sampler(cfg: SearchConfig) -> BaseSampler:
     return optuna.samplers.RandomSampler(seed=s.seed)
 
 
+_OPEN_ATTEMPTS = 5
+_SCHEMA_RACE = re.compile(r"already exists|UNIQUE constraint failed: alembic_version")
+
+
 def connect_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
@@ -156,11 +160,20 @@ def connect_storage(url: str) -> optuna.storages.BaseStorage:
             and not path.read_bytes()[:16].startswith(b"SQLite format 3")
         ):
             raise ConfigError(f"storage {path} is not an SQLite database (corrupt or wrong file)")
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-    except Exception as exc:  # sqlalchemy's many errors: one line with the masked URL
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"cannot open storage {mask_url(url)}: {mask_url(first)}") from None
+    for attempt in range(_OPEN_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except Exception as exc:  # sqlalchemy's many errors: one line with the masked URL
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            # Another process (a watcher, optuna-dashboard, a second worker) creating the
+            # schema at the same moment makes ours fail ("table ... already exists", or a
+            # duplicate alembic version row); once it has
+            # finished, opening again finds the tables and succeeds.
+            if _SCHEMA_RACE.search(first) and attempt + 1 < _OPEN_ATTEMPTS:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise ConfigError(f"cannot open storage {mask_url(url)}: {mask_url(first)}") from None
+    raise AssertionError("unreachable")
 
 
 def check_existing(cfg: SearchConfig) -> None:

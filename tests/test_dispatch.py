@@ -182,3 +182,21 @@ def test_a_paper_baseline_runs_as_its_authors_built_it_outside_the_spaces_option
     assert {eca.arch.stages[i].kernel_size for i in (2, 3)} == {3}
     record = read_record(run.study.trials[sent["eca"]["number"]])
     assert record.arch_hash == eca.arch.hash and record.baseline == "eca"
+
+
+def _open(url: str) -> str:
+    from search.study import connect_storage
+
+    connect_storage(url)
+    return "ok"
+
+
+def test_processes_opening_a_fresh_sqlite_storage_at_once_all_succeed(tmp_path):
+    """A driver and a watcher (optuna-dashboard, a polling test) creating the schema at the
+    same moment used to fail one of them with "table studies already exists"."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        for attempt in range(5):
+            url = f"sqlite:///{tmp_path}/race{attempt}.db"
+            assert pool.map(_open, [url] * 4, chunksize=1) == ["ok"] * 4
