@@ -22,7 +22,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from evaluators.fidelity import analyse, make_plan, ranking, run_plan, summary, table_rows
+from evaluators.fidelity import (
+    analyse,
+    load_store,
+    make_plan,
+    measure_plan_latency,
+    ranking,
+    run_plan,
+    summary,
+    table_rows,
+)
 from search.config import load_config
 from spaces import SearchSpace
 
@@ -51,6 +60,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="CI: digits 8 px, tiny schedules")
     ap.add_argument("--store", type=Path, default=None, help="JSON-lines run store")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "fidelity.json")
+    ap.add_argument(
+        "--analyse-only",
+        action="store_true",
+        help="train and time nothing: analyse the architectures whose runs are all stored",
+    )
     args = ap.parse_args()
 
     overrides = list(args.overrides)
@@ -93,8 +107,21 @@ def main() -> None:
             soft_wrap=True,
         )
 
-    done = run_plan(plan, store, workers=args.workers, on_run=progress)
+    def timed(k: int, n: int, r: dict) -> None:
+        console.print(
+            f"  [{k}/{n}] latency_rel {r['latency_rel']:.3f} {r['label']}", highlight=False
+        )
+
+    if args.analyse_only:
+        done = load_store(store)
+    else:
+        run_plan(plan, store, workers=args.workers, on_run=progress)
+        done = measure_plan_latency(plan, store, on_arch=timed)
     rows = table_rows(plan, done)
+    if len(rows) < 3:
+        raise SystemExit(f"only {len(rows)} architectures have all their runs in {store}")
+    if len(rows) < len(plan.archs):
+        console.print(f"[yellow]{len(rows)} of {len(plan.archs)} architectures complete[/]")
     figures = analyse(rows, plan.seeds, top_k=max(3, len(rows) // 4))
     result = {
         **figures,
@@ -109,6 +136,7 @@ def main() -> None:
         "seeds": plan.seeds,
         "sample_seed": args.sample_seed,
         "seconds_this_run": time.perf_counter() - t0,
+        "architectures_planned": len(plan.archs),
         "architectures": [{k: v for k, v in r.items() if not k.endswith("_curves")} for r in rows],
     }
     table = Table(title=f"short vs long on {tag} (mean over {len(plan.seeds)} seeds)")

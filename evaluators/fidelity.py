@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluators.evaluate import EvalConfig, evaluate
+from evaluators.evaluate import EvalConfig, evaluate, measure_cost
 from evaluators.hygiene import node_gate
 from spaces import ArchConfig, SearchSpace
 
@@ -65,10 +65,14 @@ class FidelityPlan:
     searched: frozenset[int]
 
     def config(self, schedule: str, seed: int) -> EvalConfig:
-        """One run's settings; latency is measured once per architecture (short, seed 0)."""
+        """One training run's settings. Latency is not timed here: training runs share the
+        machine with each other, so ``measure_plan_latency`` times every architecture once,
+        alone, after the pool has finished."""
         settings = self.short if schedule == "short" else self.long
-        latency = schedule == "short" and seed == self.seeds[0]
-        return EvalConfig.model_validate(settings | {"seeds": [seed], "measure_latency": latency})
+        return EvalConfig.model_validate(settings | {"seeds": [seed], "measure_latency": False})
+
+    def latency_config(self) -> EvalConfig:
+        return EvalConfig.model_validate(self.short | {"measure_latency": True})
 
     def runs(self) -> list[tuple[ArchConfig, str, int]]:
         return [
@@ -128,6 +132,13 @@ def _train_one(args: tuple[dict[str, Any], dict[str, Any], str]) -> dict[str, An
     }
 
 
+LATENCY_SEED = -1  # the store's key for an architecture's latency record (not a training run)
+
+
+def _store_key(r: dict[str, Any]) -> tuple[str, str, int]:
+    return (r["arch_hash"], r["eval_fingerprint"], r["seed"])
+
+
 def load_store(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
     done = {}
     if path.is_file():
@@ -136,7 +147,42 @@ def load_store(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
                 r = json.loads(line)
             except json.JSONDecodeError:
                 continue  # torn by a kill mid-write: that run is simply redone
-            done[(r["arch_hash"], r["eval_fingerprint"], r["seed"])] = r
+            done[_store_key(r)] = r
+    return done
+
+
+def _append(store: Path, r: dict[str, Any]) -> None:
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with store.open("a") as f:
+        f.write(json.dumps(r) + "\n")
+
+
+def measure_plan_latency(
+    plan: FidelityPlan,
+    store: Path,
+    *,
+    on_arch: Callable[[int, int, dict[str, Any]], None] = lambda k, n, r: None,
+) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Time every architecture of ``plan`` not yet timed in ``store``, one at a time in this
+    process, so that no training run competes with the timing (the pool is closed by now)."""
+    done = load_store(store)
+    cfg = plan.latency_config()
+    todo = [
+        arch for _, arch in plan.archs if (arch.hash, cfg.fingerprint(), LATENCY_SEED) not in done
+    ]
+    for k, arch in enumerate(todo, 1):
+        lat = measure_cost(arch, cfg).latency
+        r = {
+            "arch_hash": arch.hash,
+            "eval_fingerprint": cfg.fingerprint(),
+            "seed": LATENCY_SEED,
+            "label": arch.label(),
+            "latency_rel": lat.latency_rel if lat else None,
+            "latency_rel_ci": list(lat.latency_rel_ci) if lat else None,
+        }
+        _append(store, r)
+        done[_store_key(r)] = r
+        on_arch(k, len(todo), r)
     return done
 
 
@@ -154,12 +200,10 @@ def run_plan(
         cfg = plan.config(schedule, seed)
         if run_key(arch, cfg, seed) not in done:
             todo.append((arch.to_dict(), cfg.model_dump(mode="json"), schedule))
-    store.parent.mkdir(parents=True, exist_ok=True)
 
     def record(k: int, r: dict[str, Any]) -> None:
-        with store.open("a") as f:
-            f.write(json.dumps(r) + "\n")
-        done[(r["arch_hash"], r["eval_fingerprint"], r["seed"])] = r
+        _append(store, r)
+        done[_store_key(r)] = r
         on_run(k, len(todo), r)
 
     if workers <= 1:
@@ -195,13 +239,19 @@ def _groups(arch: ArchConfig, searched: frozenset[int]) -> list[str]:
 def table_rows(
     plan: FidelityPlan, done: dict[tuple[str, str, int], dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """One row per architecture: final short and long accuracy per seed, curves, cost."""
+    """One row per architecture whose runs are all stored: final short and long accuracy per
+    seed, curves, cost."""
     rows = []
+    latency_fingerprint = plan.latency_config().fingerprint()
     for baseline, arch in plan.archs:
-        runs = {
-            schedule: [done[run_key(arch, plan.config(schedule, s), s)] for s in plan.seeds]
+        timed = done.get((arch.hash, latency_fingerprint, LATENCY_SEED))
+        keys = {
+            schedule: [run_key(arch, plan.config(schedule, s), s) for s in plan.seeds]
             for schedule in ("short", "long")
         }
+        if not all(k in done for ks in keys.values() for k in ks):
+            continue  # not every run of it is stored yet (a benchmark stopped part-way)
+        runs = {schedule: [done[k] for k in ks] for schedule, ks in keys.items()}
         rows.append(
             {
                 "label": arch.label(),
@@ -212,7 +262,7 @@ def table_rows(
                 "long": [_final(r) for r in runs["long"]],
                 "short_curves": [r["accuracies"] for r in runs["short"]],
                 "long_curves": [r["accuracies"] for r in runs["long"]],
-                "latency_rel": runs["short"][0]["latency_rel"],
+                "latency_rel": timed["latency_rel"] if timed else None,
                 "params": runs["short"][0]["params"],
             }
         )

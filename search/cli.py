@@ -520,7 +520,15 @@ def fidelity(
     print how well the short ranking agrees (Kendall tau) before spending the budget."""
     import json
 
-    from evaluators.fidelity import analyse, make_plan, ranking, run_plan, summary, table_rows
+    from evaluators.fidelity import (
+        analyse,
+        make_plan,
+        measure_plan_latency,
+        ranking,
+        run_plan,
+        summary,
+        table_rows,
+    )
     from search.config import load_config
     from spaces import SearchSpace
 
@@ -541,8 +549,13 @@ def fidelity(
                 task, completed=k, total=n, description=f"{r['schedule']} {r['label']}"[:60]
             )
 
-        done = run_plan(
-            plan, out_dir / "runs.jsonl", workers=workers or cfg.concurrency, on_run=on_run
+        run_plan(plan, out_dir / "runs.jsonl", workers=workers or cfg.concurrency, on_run=on_run)
+        done = measure_plan_latency(
+            plan,
+            out_dir / "runs.jsonl",
+            on_arch=lambda k, n, r: progress.update(
+                task, completed=k, total=n, description=f"latency {r['label']}"[:60]
+            ),
         )
     rows = table_rows(plan, done)
     figures = analyse(rows, plan.seeds, top_k=max(3, len(rows) // 4))

@@ -90,13 +90,30 @@ def test_fidelity_quick_resumes_from_its_store(tmp_path):
     assert labels[0] == "none | none | none | none"  # the baselines lead the sample
     assert all(len(a["short"]) == len(a["long"]) == 2 for a in r["architectures"])
     runs = store.read_text().splitlines()
-    assert len(runs) == len(labels) * 2 * 2  # (short, long) x 2 seeds per architecture
-    curves = [json.loads(line) for line in runs]
-    assert {len(c["accuracies"]) for c in curves} == {r["short_epochs"], r["long_epochs"]}
+    records = [json.loads(line) for line in runs]
+    training = [c for c in records if c["seed"] >= 0]
+    timings = [c for c in records if c["seed"] < 0]
+    assert len(training) == len(labels) * 2 * 2  # (short, long) x 2 seeds per architecture
+    assert {len(c["accuracies"]) for c in training} == {r["short_epochs"], r["long_epochs"]}
+    assert all(c["latency_rel"] is None for c in training)  # never timed beside another run
+    # each architecture timed once, alone, after training; the reference reads about 1
+    assert sorted(c["label"] for c in timings) == sorted(labels)
+    assert [a["latency_rel"] for a in r["architectures"]] == [
+        next(c["latency_rel"] for c in timings if c["label"] == a["label"])
+        for a in r["architectures"]
+    ]
     # A second run finds every run in the store and trains nothing.
     again = run("fidelity.py", "--out", str(out), "--store", str(store), "--workers", "1")
     assert len(store.read_text().splitlines()) == len(runs)
     assert json.loads(out.read_text())["kendall_tau"] == r["kendall_tau"] and "[1/" not in again
+    # With part of the store gone, --analyse-only analyses the complete architectures only.
+    last = labels[-1]
+    kept = [c for c in records if not (c["label"] == last and c.get("schedule") == "long")]
+    store.write_text("".join(json.dumps(c) + "\n" for c in kept))
+    run("fidelity.py", "--out", str(out), "--store", str(store), "--analyse-only")
+    partial = json.loads(out.read_text())
+    assert [a["label"] for a in partial["architectures"]] == labels[:-1]
+    assert partial["architectures_planned"] == len(labels)
 
 
 def _rows(long: list[list[float]], short: list[list[float]] | None = None) -> list[dict]:
