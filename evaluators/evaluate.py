@@ -187,7 +187,8 @@ class Outcome(BaseModel):
 
 @dataclass(frozen=True)
 class EpochReport:
-    """What ``on_epoch`` sees after every epoch: all seeds have completed ``epoch``."""
+    """What ``on_epoch`` sees after every epoch: all seeds have completed ``epoch``. A run
+    resumed from its checkpoint first reports the checkpoint's epoch again."""
 
     epoch: int  # 1-based
     accuracy: float  # mean over seeds
@@ -394,6 +395,12 @@ def _train(
             trainer.load_state_dict(checkpoint["seeds"][str(trainer.seed)])
             accs.extend(checkpoint["accuracies"][str(trainer.seed)])
         seconds = float(checkpoint["seconds"])
+        if on_epoch is not None and per_seed[0]:
+            # The last finished epoch again: a killed run may have reported it to nobody (a
+            # rung's report whose decision was never made), and a listener that already
+            # had it sees the same numbers twice.
+            finals = [a[-1] for a in per_seed]
+            on_epoch(EpochReport(trainers[0].epoch, statistics.fmean(finals), finals))
     for epoch in range(trainers[0].epoch + 1, cfg.train.epochs + 1):
         t0 = time.perf_counter()
         for trainer, accs in zip(trainers, per_seed, strict=True):

@@ -2,7 +2,8 @@
 kill itself (SIGKILL, no cleanup) the first time it reaches that point.
 
 Points: ``after_ask`` (driver), ``before_result`` / ``after_result`` (worker, around the
-durable result), ``before_tell`` / ``after_tell`` (driver), ``checkpoint_write`` (worker).
+durable result), ``before_tell`` / ``after_tell`` and ``before_rung_decision`` /
+``after_rung_decision`` (driver), ``checkpoint_write`` (worker).
 A marker file (``ATTNAS_CRASH_ONCE``) makes the crash happen once across processes.
 """
 

@@ -14,10 +14,26 @@ from typing import Any, Literal
 from optuna.trial import FrozenTrial
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: successive halving (rungs, status "pruned"); 1 reads as 2
 RECORD_ATTR = "record"
 
-Status = Literal["running", "ok", "infeasible", "nan_loss", "failed"]
+Status = Literal["running", "ok", "infeasible", "nan_loss", "failed", "pruned"]
+
+
+class RungResult(BaseModel):
+    """A trial at one rung of successive halving, and the decision taken there (stored before
+    it is acted on, so a resumed study follows it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epoch: int
+    accuracy: float  # mean over seeds after ``epoch``
+    accuracies: list[float]  # per seed
+    costs: list[float] = []  # the study's cost objectives, in order (known before training)
+    cost_intervals: list[tuple[float, float] | None] = []  # their 95% CIs where measured
+    promoted: bool
+    rank: int  # the trial's place in the rung's order when decided (0 = best)
+    of: int  # trials at the rung then, itself included
 
 
 class RecordError(ValueError):
@@ -29,7 +45,7 @@ class TrialRecord(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: Literal[1] = RECORD_VERSION
+    version: Literal[2] = RECORD_VERSION
     arch: dict[str, Any] | None  # None only for a trial that failed before it had one
     arch_hash: str | None
     label: str | None
@@ -58,6 +74,7 @@ class TrialRecord(BaseModel):
     train_seconds: float | None = None
     device: str | None = None
     hardware: dict[str, str] = {}
+    rungs: list[RungResult] = []  # successive halving: every rung reached, in order
 
     @property
     def counts(self) -> bool:
@@ -84,7 +101,9 @@ def read_record(trial: FrozenTrial) -> TrialRecord | None:
     if raw is None:
         return None
     version = raw.get("version") if isinstance(raw, dict) else None
-    if version != RECORD_VERSION:
+    if version == 1:  # the same fields, before successive halving added rungs
+        raw = raw | {"version": RECORD_VERSION}
+    if version not in (1, RECORD_VERSION):
         raise RecordError(
             f"trial {trial.number} has a record of version {version!r}; this attnas reads "
             f"version {RECORD_VERSION}: open the study with the attnas that wrote it"

@@ -38,6 +38,7 @@ from results.pareto import (  # noqa: E402
     pareto_mask,
     reference_point,
 )
+from results.rungs import RUNG_COLUMNS, rung_summaries, rung_table_rows  # noqa: E402
 from results.verdict import Comparison, compare_to_baselines, sentence, table_md  # noqa: E402
 
 ACCURACY = "accuracy"
@@ -385,6 +386,20 @@ def summary_md(
                 f"| {r['number']} | {_fmt(r[ACCURACY])} | {_fmt(r[col])} | {_md(r['label'])} |"
                 for _, r in tf.sort_values(col).iterrows()
             ),
+        ]
+    rungs = rung_summaries(study)
+    if rungs:
+        lines += [
+            "",
+            "## Successive halving",
+            "",
+            f"{(df['state'] == 'PRUNED').sum()} trials stopped at a rung (never on a front). "
+            "tau: how the rung's accuracy ranks the promoted trials that finished, against their "
+            "final accuracy.",
+            "",
+            "| " + " | ".join(RUNG_COLUMNS) + " |",
+            "|" + "---|" * len(RUNG_COLUMNS),
+            *("| " + " | ".join(row) + " |" for row in rung_table_rows(rungs)),
         ]
     notes = sorted(
         {n for _, r in front.iterrows() for n in inferred_modules(arch_of(study, int(r["number"])))}

@@ -131,6 +131,13 @@ def _run(cfg: Any, *, resume: bool = False) -> None:
         f"{outcome.duplicates} duplicate proposals answered from cache, not counted) "
         f"in {outcome.seconds:.0f} s"
     )
+    if cfg.schedule.halving or cfg.schedule.budget_epochs:
+        budget = cfg.schedule.budget_epochs
+        console.print(
+            f"{outcome.pruned} trials stopped at a rung (not counted); "
+            f"{outcome.epochs_spent} epochs trained"
+            + (f" of a budget of {budget}" if budget else "")
+        )
     console.print(
         f"study: {outcome.paths.root}   open it with: optuna-dashboard {mask_url(cfg.storage_url)}"
     )
@@ -185,6 +192,7 @@ def resume(
 @friendly
 def status(study_dir: Annotated[Path, typer.Argument(help="The study folder.")]) -> None:
     """Trials by state, the best so far, the current Pareto front."""
+    from results.rungs import RUNG_COLUMNS, rung_summaries, rung_table_rows
     from results.summary import front_table, recent_failures, state_counts
     from search.configio import load_study_config
     from search.study import open_study
@@ -198,6 +206,14 @@ def status(study_dir: Annotated[Path, typer.Argument(help="The study folder.")])
         + f" (target {cfg.n_trials} architectures)"
     )
     console.print(front_table(study))
+    rungs = rung_summaries(study)
+    if rungs:
+        table = Table(title="successive halving")
+        for column in RUNG_COLUMNS:
+            table.add_column(column)
+        for row in rung_table_rows(rungs):
+            table.add_row(*row)
+        console.print(table)
     for number, reason in recent_failures(study):
         console.print(f"  FAIL #{number}: {reason}", highlight=False)
 

@@ -88,6 +88,41 @@ class SamplerConfig(BaseModel):
         return v
 
 
+SCHEDULES = ("full", "successive_halving")
+
+
+class ScheduleConfig(BaseModel):
+    """How much of its schedule each trial trains. ``full``: every trial trains every epoch.
+    ``successive_halving``: a trial is stopped or promoted once and for good at each rung
+    (``min_epochs * eta**k`` epochs, below ``eval.train.epochs``); see ``search/halving.py``.
+    ``budget_epochs`` bounds the epochs trained by the whole study (each epoch trains every
+    seed): no trial starts once it is spent; trials in flight then finish."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "full"
+    min_epochs: int = Field(1, ge=1)
+    eta: int = Field(3, ge=2)
+    budget_epochs: int | None = Field(None, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in SCHEDULES:
+            raise ValueError(f"unknown schedule {v!r}; allowed: {', '.join(SCHEDULES)}")
+        return v
+
+    def rungs(self, epochs: int) -> list[int]:
+        """The epochs at which a searched trial is stopped or promoted (none when ``full``)."""
+        from search.halving import rung_epochs
+
+        return rung_epochs(self.min_epochs, self.eta, epochs) if self.halving else []
+
+    @property
+    def halving(self) -> bool:
+        return self.name == "successive_halving"
+
+
 class Resources(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -109,6 +144,7 @@ class SearchConfig(BaseModel):
     objectives: tuple[str, ...] = ("accuracy", "latency_ms")
     constraints: Constraints = Constraints()
     sampler: SamplerConfig = SamplerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
     n_trials: int = Field(24, ge=1)
     concurrency: int = Field(2, ge=1)
     max_failures: int = Field(5, ge=0)
@@ -166,6 +202,17 @@ class SearchConfig(BaseModel):
         from spaces import SearchSpace
 
         SearchSpace(self.space)  # an empty stage domain is a config error, found before any I/O
+        if self.schedule.halving and "accuracy" not in self.objectives:
+            raise ValueError(
+                "successive halving ranks trials by their accuracy at each rung: add "
+                "'accuracy' to objectives or use schedule.name=full"
+            )
+        if self.schedule.halving and not self.schedule.rungs(self.eval.train.epochs):
+            raise ValueError(
+                f"schedule.min_epochs {self.schedule.min_epochs} leaves no rung below "
+                f"eval.train.epochs {self.eval.train.epochs}: successive halving would stop "
+                "nothing; lower min_epochs or train longer"
+            )
         if needs_latency and not self.eval.measure_latency:
             raise ValueError(
                 "latency is an objective or constraint but eval.measure_latency is false"
@@ -202,7 +249,13 @@ class SearchConfig(BaseModel):
             },
             "objectives": list(self.objectives),
             "constraints": self.constraints.model_dump(mode="json"),
-        }
+        } | (
+            # Only a halving study records its rungs (older studies' fingerprints stay valid);
+            # the budget may grow on a resume, as n_trials may.
+            {"schedule": self.schedule.model_dump(include={"name", "min_epochs", "eta"})}
+            if self.schedule.halving
+            else {}
+        )
 
     def fingerprint_hash(self) -> str:
         text = json.dumps(self.fingerprint(), sort_keys=True)

@@ -34,10 +34,12 @@ from ray.tune.search import Searcher
 from ray.tune.stopper import Stopper
 
 from evaluators import Outcome, eval_dir
+from evaluators.evaluate import Cost
 from evaluators.faults import crash_point
 from evaluators.workdir import EvalDir
-from results.record import RECORD_ATTR, TrialRecord, read_record
+from results.record import RECORD_ATTR, RungResult, TrialRecord, read_record
 from search.config import SearchConfig
+from search.halving import RungEntry, promotes, rung_order
 from search.paths import StudyPaths
 from search.study import acquire_lock, claim_folder, open_or_create
 from spaces import ArchConfig, SearchSpace
@@ -58,6 +60,8 @@ class SearchOutcome:
     completed: int  # distinct architectures trained or rejected by a constraint (n_trials)
     target: int
     duplicates: int  # proposals answered from an earlier trial's evaluation, not counted
+    pruned: int  # trials stopped at a rung of successive halving (not counted either)
+    epochs_spent: int  # epochs trained by the study's trials (each epoch trains every seed)
     told_this_run: int
     failed_this_run: int
     stop_reason: str | None
@@ -65,10 +69,11 @@ class SearchOutcome:
     seconds: float
     paths: StudyPaths
     moved_aside: Path | None = None  # where an earlier study's files in the folder went
+    budget_spent: bool = False  # schedule.budget_epochs reached: raise it to go on
 
     @property
     def resumable(self) -> bool:
-        return self.completed < self.target and not self.exhausted
+        return self.completed < self.target and not self.exhausted and not self.budget_spent
 
 
 @dataclass
@@ -115,6 +120,16 @@ class SearchRun:
     evaluated: dict[str, _Evaluated] = field(default_factory=dict)  # arch hash -> first trial
     completed: int = 0
     duplicates: int = 0
+    pruned: int = 0
+    pruned_archs: dict[str, int] = field(default_factory=dict)  # arch hash -> pruned trial
+    # Successive halving: every decision taken, by (arch hash, rung epoch), and the entries
+    # each rung ranks a newcomer against (one per architecture).
+    rung_decisions: dict[tuple[str, int], RungResult] = field(default_factory=dict)
+    rung_entries: dict[int, list[RungEntry]] = field(default_factory=dict)
+    stopped: dict[str, int] = field(default_factory=dict)  # tune trial id -> rung epoch
+    # Epochs trained per architecture: its evaluation resumes from its own checkpoint, so a
+    # re-queued or re-dispatched copy never trains an epoch twice.
+    epochs_by_arch: dict[str, int] = field(default_factory=dict)
     duplicate_streak: int = 0
     told: int = 0
     failed_this_run: int = 0
@@ -124,9 +139,24 @@ class SearchRun:
     def __post_init__(self) -> None:
         self.eval_fp = self.cfg.eval.fingerprint()
         self.space_size = self.space.size()
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        self.rung_epochs = self.cfg.schedule.rungs(self.cfg.eval.train.epochs)
+        self.cost_objectives = [o for o in self.cfg.objectives if o != "accuracy"]
+        self.cost_directions = [
+            d
+            for o, d in zip(self.cfg.objectives, self.cfg.directions, strict=True)
+            if o != "accuracy"
+        ]
+        for t in self.study.get_trials(deepcopy=False):
             record = read_record(t)
             if record is None:
+                continue
+            self._remember_rungs(t.number, record)
+            if record.duplicate_of is None and record.arch_hash is not None:
+                self._count_epochs(record.arch_hash, self._epochs_trained(record))
+            if t.state == TrialState.PRUNED and record.duplicate_of is None:
+                self.pruned += 1
+                self.pruned_archs.setdefault(str(record.arch_hash), t.number)
+            if t.state != TrialState.COMPLETE:
                 continue
             if record.counts:
                 self.completed += 1
@@ -143,6 +173,139 @@ class SearchRun:
             self.study._study_id, number
         )
         return optuna.Trial(self.study, trial_id)
+
+    # -- successive halving -------------------------------------------------------------------
+    @staticmethod
+    def _epochs_trained(record: TrialRecord) -> int:
+        """Epochs a settled or interrupted trial trained (every seed, in lockstep)."""
+        return max(len(record.accuracies), max((r.epoch for r in record.rungs), default=0))
+
+    @property
+    def epochs_spent(self) -> int:
+        return sum(self.epochs_by_arch.values())
+
+    def _count_epochs(self, arch_hash: str, epoch: int) -> None:
+        self.epochs_by_arch[arch_hash] = max(self.epochs_by_arch.get(arch_hash, 0), epoch)
+
+    def _remember_rungs(self, number: int, record: TrialRecord) -> None:
+        for r in record.rungs:
+            key = (str(record.arch_hash), r.epoch)
+            if key in self.rung_decisions:
+                continue  # a re-queued copy of the same architecture carries the same decision
+            self.rung_decisions[key] = r
+            self.rung_entries.setdefault(r.epoch, []).append(
+                RungEntry(number, tuple(r.accuracies), tuple(r.costs), tuple(r.cost_intervals))
+            )
+
+    def _costs(self, d: _Dispatch) -> tuple[list[float], list[tuple[float, float] | None]]:
+        """The cost objectives of ``d`` (measured before training), with their intervals."""
+        workdir = eval_dir(self.paths.evals, d.arch, self.cfg.eval)
+        cost = EvalDir(workdir, d.arch_hash, self.eval_fp).read("cost.json", Cost)
+        if cost is None:
+            raise RuntimeError(f"trial {d.number} reached a rung with no cost.json in {workdir}")
+        measured = cost.measured()
+        values, intervals = [], []
+        for name in self.cost_objectives:
+            values.append(float(measured[name]))
+            key, _, target = name.partition("@")
+            result = cost.latencies.get(target) if target else cost.latency
+            ci = None
+            if result is not None and key == "latency_rel":
+                ci = tuple(result.latency_rel_ci)
+            elif result is not None and key == "latency_ms":
+                ci = tuple(result.latency_ci_ms)
+            intervals.append(ci)
+        return values, intervals
+
+    def on_result(self, tune_trial_id: str, result: dict[str, Any]) -> bool:
+        """An epoch report from a worker: count it, and at a rung stop or promote the trial
+        (True stops it). The decision is stored before it is acted on."""
+        d = self.in_flight.get(tune_trial_id)
+        epoch = result.get("epoch")
+        if d is None or not isinstance(epoch, int):
+            return False
+        self._count_epochs(d.arch_hash, epoch)
+        if epoch not in self.rung_epochs:
+            return False
+        decision = self.rung_decisions.get((d.arch_hash, epoch))
+        if decision is None:
+            decision = self._decide(d, epoch, [float(a) for a in result["accuracies"]])
+        elif all(r.epoch != epoch for r in d.record.rungs):  # a re-queued copy: carry it over
+            d.record = d.record.model_copy(update={"rungs": [*d.record.rungs, decision]})
+            self._store(d.trial, d.record)
+        if decision.promoted:
+            return False
+        self.stopped[tune_trial_id] = epoch
+        return True
+
+    def _decide(self, d: _Dispatch, epoch: int, accuracies: list[float]) -> RungResult:
+        crash_point("before_rung_decision")
+        costs, intervals = self._costs(d)
+        entry = RungEntry(d.number, tuple(accuracies), tuple(costs), tuple(intervals))
+        earlier = self.rung_entries.setdefault(epoch, [])
+        # A paper baseline always runs the full schedule, but it joins the rung's ranking:
+        # searched trials are judged against the papers' placements too.
+        went_on = bool(d.record.baseline) or promotes(
+            entry, earlier, self.cfg.schedule.eta, self.cost_directions
+        )
+        order = rung_order([*earlier, entry], self.cost_directions)
+        decision = RungResult(
+            epoch=epoch,
+            accuracy=entry.accuracy,
+            accuracies=accuracies,
+            costs=costs,
+            cost_intervals=intervals,
+            promoted=went_on,
+            rank=order.index(d.number),
+            of=len(order),
+        )
+        d.record = d.record.model_copy(update={"rungs": [*d.record.rungs, decision]})
+        self._store(d.trial, d.record)  # stored before acted on: a resume follows it
+        crash_point("after_rung_decision")
+        earlier.append(entry)
+        self.rung_decisions[(d.arch_hash, epoch)] = decision
+        verdict = "promoted" if went_on else "stopped"
+        self._progress(f"#{d.number} {verdict} at epoch {epoch} ({decision.accuracy:.3f})")
+        return decision
+
+    def _stop_decided(self, d: _Dispatch) -> bool:
+        """The trial's last rung decision says stop (perhaps taken by a dead driver)."""
+        return bool(d.record.rungs) and not d.record.rungs[-1].promoted
+
+    def _prune(self, d: _Dispatch) -> None:
+        """Tell a trial stopped at a rung PRUNED, with its rung values in its record."""
+        rung = d.record.rungs[-1]
+        workdir = eval_dir(self.paths.evals, d.arch, self.cfg.eval)
+        cost = EvalDir(workdir, d.arch_hash, self.eval_fp).read("cost.json", Cost)
+        measured = (
+            {"params": cost.params, "flops": cost.flops}
+            | {k: v for k, v in cost.measured().items() if "@" not in k}
+            if cost
+            else {}
+        )
+        record = d.record.model_copy(
+            update={
+                "status": "pruned",
+                "accuracy": rung.accuracy,
+                "seeds": list(self.cfg.eval.seeds),
+            }
+            | measured
+        )
+        self._store(d.trial, record)
+        self.study.tell(d.trial, state=TrialState.PRUNED)
+        self.pruned += 1
+        self.pruned_archs.setdefault(d.arch_hash, d.number)
+        self._progress(f"#{d.number} stopped at epoch {rung.epoch} {record.label}")
+
+    def _answer_pruned_duplicate(self, d: _Dispatch) -> None:
+        """A repeat proposal of an architecture stopped at a rung: PRUNED again, uncounted."""
+        first = self.pruned_archs[d.arch_hash]
+        record = d.record.model_copy(update={"status": "pruned", "duplicate_of": first})
+        self._store(d.trial, record)
+        self.study.tell(d.trial, state=TrialState.PRUNED)
+        self.duplicates += 1
+        self.duplicate_streak += 1
+        self._progress(f"#{d.number} duplicate of #{first} (stopped at a rung)")
 
     def _held(self) -> int:
         return sum(len(v) for v in self.held.values())
@@ -163,6 +326,10 @@ class SearchRun:
         a verified durable outcome exists; False when it still has to run."""
         if d.arch_hash in self.evaluated:
             self._answer_duplicate(d)
+        elif self._stop_decided(d):
+            self._prune(d)
+        elif d.arch_hash in self.pruned_archs:
+            self._answer_pruned_duplicate(d)
         elif (outcome := self._durable_outcome(d.arch)) is not None:
             self._tell(d, outcome)
         else:
@@ -190,6 +357,10 @@ class SearchRun:
         while True:
             if self.stop_reason or self.completed >= self.cfg.n_trials:
                 return Searcher.FINISHED if not self._pending() else None
+            budget = self.cfg.schedule.budget_epochs
+            if budget is not None and self.epochs_spent >= budget and not self.stop_reason:
+                self.stop_reason = f"the epoch budget is spent ({self.epochs_spent} of {budget})"
+                continue
             if self.failed_this_run > self.cfg.max_failures:
                 self.stop_reason = (
                     f"{self.failed_this_run} trials failed (max_failures={self.cfg.max_failures}); "
@@ -209,6 +380,9 @@ class SearchRun:
                 continue
             if d.arch_hash in self.evaluated:  # identical architecture already scored
                 self._answer_duplicate(d)
+                continue
+            if d.arch_hash in self.pruned_archs:  # ... or already stopped at a rung
+                self._answer_pruned_duplicate(d)
                 continue
             if any(x.arch_hash == d.arch_hash for x in self.in_flight.values()):
                 self.held.setdefault(d.arch_hash, []).append(d)
@@ -262,6 +436,11 @@ class SearchRun:
     def trial_finished(self, tune_trial_id: str, result: dict | None, error: bool) -> None:
         d = self.in_flight.pop(tune_trial_id, None)
         if d is None:
+            return
+        if self.stopped.pop(tune_trial_id, None) is not None:
+            self._prune(d)
+            for dup in self.held.pop(d.arch_hash, []):
+                self.redispatch.append(dup.number)
             return
         outcome = self._reported_outcome(d, result) or self._durable_outcome(d.arch)
         if outcome is not None:
@@ -420,7 +599,7 @@ class _StopOnRequest(_Unpicklable, Stopper):
         self.run = run
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        return False
+        return self.run.on_result(trial_id, result)
 
     def stop_all(self) -> bool:
         return self.run.stop_reason is not None and self.run.stop_reason.startswith("interrupted")
@@ -531,6 +710,8 @@ def run_search(
             completed=run.completed,
             target=cfg.n_trials,
             duplicates=run.duplicates,
+            pruned=run.pruned,
+            epochs_spent=run.epochs_spent,
             told_this_run=run.told,
             failed_this_run=run.failed_this_run,
             stop_reason=run.stop_reason,
@@ -538,6 +719,8 @@ def run_search(
             seconds=time.perf_counter() - t0,
             paths=paths,
             moved_aside=moved,
+            budget_spent=cfg.schedule.budget_epochs is not None
+            and run.epochs_spent >= cfg.schedule.budget_epochs,
         )
     finally:
         lock.release()

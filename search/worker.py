@@ -60,7 +60,9 @@ def execute(spec: TrialSpec, report: Callable[[dict[str, Any]], None]) -> Outcom
             workdir,
             constraints=spec.constraints,
             gate=node_gate(),
-            on_epoch=lambda e: report({"epoch": e.epoch, "accuracy": e.accuracy}),
+            on_epoch=lambda e: report(
+                {"epoch": e.epoch, "accuracy": e.accuracy, "accuracies": e.accuracies}
+            ),
         )
     except Exception:
         store.record_error(traceback.format_exc())

@@ -25,7 +25,7 @@ from results.pareto import (
     reference_point,
     to_minimization,
 )
-from results.record import RecordError, TrialRecord
+from results.record import RecordError, TrialRecord, read_record
 
 SETTINGS = settings(max_examples=100, deadline=None)
 
@@ -414,3 +414,11 @@ def test_min_latency_picks_the_most_accurate_of_those_tied_with_the_fastest():
     assert fastest(ok, "latency_rel")["number"] == 1  # 1.01 is within 1.00's interval
     no_intervals = ok.drop(columns=["latency_rel_lo", "latency_rel_hi"])
     assert fastest(no_intervals, "latency_rel")["number"] == 0
+
+
+def test_a_version_1_record_reads_as_the_current_one_without_rungs(study: optuna.Study) -> None:
+    old = _driven("se", 0.5, 1.0, [0.0])
+    old["record"]["version"] = 1
+    _add(study, [0.5, 1.0], old)
+    record = read_record(study.trials[-1])
+    assert record is not None and record.rungs == [] and record.version == 2

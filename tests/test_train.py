@@ -97,7 +97,9 @@ def test_a_killed_evaluation_resumes_from_its_last_epoch_and_ends_identical(tmp_
         evaluate(arch, cfg, workdir, on_epoch=die_after_two)
     assert (workdir / "checkpoint.pt").is_file() and not (workdir / "outcome.json").exists()
     resumed = evaluate(arch, cfg, workdir, on_epoch=lambda e: seen.append(e.epoch))
-    assert seen == [1, 2, 3]  # epoch 3 was the only one trained after the resume
+    # the checkpoint's epoch 2 is reported again (a rung decision may hang on it), then only
+    # epoch 3 is trained
+    assert seen == [1, 2, 2, 3]
     assert resumed.model_dump(exclude={"train_seconds"}) == uninterrupted.model_dump(
         exclude={"train_seconds"}
     )
