@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/measurement.py
 	$(BIN)/python bench/samplers.py
+	$(BIN)/python bench/multifidelity.py
 	$(BIN)/python bench/targets.py
 	$(BIN)/python bench/report.py
 

@@ -374,6 +374,44 @@ def _mean_sd(values: list[float]) -> str:
     return f"{mean:.4f} ± {sd:.4f}"
 
 
+def multifidelity(r: dict[str, Any]) -> str:
+    checkpoints = sorted(int(k[3:]) for k in r["rows"][0] if k.startswith("hv@") and "_" not in k)
+    rows = [
+        [
+            x["sampler"],
+            x["schedule"],
+            *(f"{x[f'hv@{c}']:.3f} ± {x[f'hv@{c}_ci95']:.3f}" for c in checkpoints),
+            f"{x['epochs_to_target_median']} ({x['reached_target']}/{x['seeds']})",
+            f"{x['stopped_share']:.0%}",
+            "-" if x["rung_tau"] is None else f"{x['rung_tau']:.2f}",
+        ]
+        for x in r["rows"]
+    ]
+    header = ["sampler", "schedule", *(f"hv @ {c} epochs" for c in checkpoints)]
+    header += [f"epochs to {r['target']:.0%} (runs reaching it)", "stopped", "tau(rung, final)"]
+    full, sh = r["best_full_epochs_to_target"], r["best_halving_epochs_to_target"]
+    verdict = (
+        f"Successive halving reached {r['target']:.0%} of the true hypervolume in {sh} epochs "
+        f"(median over seeds, best sampler) against {full} for the best full schedule: "
+        f"{sh / full:.2f}x (the goal is at most 0.33x)."
+        if full and sh
+        else "Not every schedule reached the target within the budget."
+    )
+    return "\n".join(
+        [
+            f"Replayed on `{r['table']}` ({r['table_rows']} architectures, {r['epochs_per_trial']} "
+            f"epochs each; rungs {r['rungs']}, eta {r['eta']}), {r['rows'][0]['seeds']} seeds per "
+            f"row, {r['budget_epochs']} epochs per run; hypervolume of the finished trials' front "
+            "as a ratio to the table's true front (mean ± 95% CI over seeds). Syne Tune: "
+            f"{r['syne_tune']}.",
+            "",
+            _table(header, rows),
+            "",
+            verdict,
+        ]
+    )
+
+
 def targets(r: dict[str, Any]) -> str:
     parts = [
         f"latency_rel on each target at {r['resolution']} px and with eager PyTorch at the "
@@ -446,6 +484,7 @@ SECTIONS = {
     "samplers": ("Sampler efficiency and cost", samplers, "bench/tabular.py, bench/samplers.py"),
     "measurement": ("Measurement quality", measurement, "bench/measurement.py"),
     "fidelity": ("Short-schedule fidelity", fidelity, "bench/fidelity.py"),
+    "multifidelity": ("Successive halving", multifidelity, "bench/multifidelity.py"),
     "targets": ("Deployment targets", targets, "bench/targets.py"),
     "gpu_check": ("GPU check", gpu_check, "bench/gpu_check.py (on a machine with a GPU)"),
 }

@@ -60,6 +60,24 @@ def test_tabular_and_samplers_quick(tmp_path):
     assert all(c["s_per_ask@100"] is not None for c in r["cost"])
 
 
+def test_multifidelity_quick_replays_both_schedules(tmp_path):
+    out = tmp_path / "mf.json"
+    stored = ROOT / "bench" / "data" / "tabular_resnet18_s23.csv"
+    text = run("multifidelity.py", "--out", str(out), "--table", str(stored))
+    r = json.loads(out.read_text())
+    assert r["quick"] and r["rungs"] == [1] and r["eta"] == 3
+    pairs = [(x["sampler"], x["schedule"]) for x in r["rows"]]
+    assert pairs == [
+        (s, k) for s in ("random", "nsga2", "tpe") for k in ("full", "successive_halving")
+    ]
+    for x in r["rows"]:
+        assert 0 <= x["hv@30"] <= x["hv@60"] <= 1 + 1e-9  # more epochs never lose front
+        # halving stops about (eta - 1) / eta of the trials once the rung fills
+        assert (x["stopped_share"] == 0) == (x["schedule"] == "full")
+        assert x["schedule"] == "full" or 0.3 < x["stopped_share"] < 0.9
+    assert "hypervolume ratio against epochs spent" in text
+
+
 def test_overhead_quick(tmp_path):
     out = tmp_path / "o.json"
     run("overhead.py", "--out", str(out))

@@ -14,6 +14,8 @@ import pytest
 from results.frame import trials_frame
 from results.pareto import pareto_mask
 from results.record import read_record
+from results.report import write_report
+from results.rungs import rung_summaries
 from search.config import load_config
 from search.driver import run_search
 from tests.studies import make_config, trained_pairs
@@ -76,6 +78,15 @@ def test_a_halving_study_prunes_at_its_rung_and_counts_only_full_trials(tmp_path
     ok = frame[frame["state"] == "COMPLETE"]
     mask = pareto_mask(ok[["accuracy", "flops"]].to_numpy(), ["maximize", "minimize"])
     assert mask.any() and set(ok[mask]["number"]) <= {t.number for t in complete}
+    # status and the report show the rung
+    rows = rung_summaries(study)
+    assert [r.epoch for r in rows] == [1]
+    assert rows[0].reached == len(pruned) + len(complete) and rows[0].stopped == len(pruned)
+    assert rows[0].epochs_saved == len(pruned) * (2 - 1)
+    assert rows[0].compared == len(complete)
+    write_report(study, tmp_path / "report")
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "## Successive halving" in summary and f"| epoch 1 | {rows[0].reached} |" in summary
     # a second launch decides nothing again and trains nothing
     again = run_search(cfg)
     assert again.told_this_run == 0 and len(_study(cfg).trials) == len(study.trials)
@@ -86,7 +97,11 @@ def test_a_driver_killed_between_a_rung_report_and_its_decision_resumes_to_the_s
 ):
     # one trial at a time, so the proposals and the rung's order do not depend on which
     # worker finishes first; the uninterrupted study is the reference
-    sequential = HALVING | {"concurrency": 1, "n_trials": 6}
+    sequential = HALVING | {
+        "concurrency": 1,
+        "n_trials": 5,
+        "space__attentions": ["none", "se", "eca"],  # two baselines fewer: a shorter test
+    }
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     reference = load_config(make_config(tmp_path / "a", ray_cluster, study="ref", **sequential))

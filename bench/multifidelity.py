@@ -1,0 +1,257 @@
+"""Successive halving against the full schedule, replayed on the tabular benchmark.
+
+Every architecture of the tabular table (bench/tabular.py) carries its per-epoch accuracy for
+each seed, so a search can be replayed without training: a trial reaching a rung is stopped
+or promoted by exactly the rule the driver applies (``search.halving.promotes``: the rung
+accuracy is the mean over seeds at that epoch, the cost is the table's latency_rel), a
+stopped trial is told PRUNED and costs the epochs up to its rung, a finished one costs the
+whole schedule and is told its final values. As in the driver, a repeat proposal is answered
+without cost, and pruned trials never reach a front.
+
+For random, NSGA-II and TPE, each with the full schedule and with successive halving, over
+``--seeds`` seeds: the hypervolume of the finished trials' (accuracy, latency_rel) front as a
+ratio to the table's true front, against the epochs spent (each epoch trains every seed), and
+the epochs each needs to reach ``--target`` (95%) of the true hypervolume. Trials are
+replayed one at a time (the asynchronous order of a cluster is not modelled). Syne Tune's
+multi-objective ASHA is replayed beside them when ``syne_tune`` imports; it is not a
+dependency of attnas and its row is absent otherwise.
+
+Writes bench/results/multifidelity.json. Run: .venv/bin/python bench/multifidelity.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+from rich.table import Table
+from scipy.stats import kendalltau
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+import tabular  # noqa: E402
+from samplers import DIRECTIONS, interval, make_sampler  # noqa: E402
+
+from results.pareto import hypervolume, reference_point  # noqa: E402
+from search.driver import DUPLICATE_STREAK_LIMIT  # noqa: E402
+from search.halving import RungEntry, promotes, rung_epochs  # noqa: E402
+
+SAMPLERS = ("random", "nsga2", "tpe")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def replay(
+    name: str,
+    seed: int,
+    table: dict[str, dict],
+    *,
+    budget: int,
+    rungs: list[int],
+    eta: int,
+) -> dict[str, Any]:
+    """One sampler run until ``budget`` epochs are spent: (epochs, accuracy, latency_rel)
+    for every finished trial in order, and the rung decisions taken."""
+    space = tabular.table_space()
+    study = optuna.create_study(directions=DIRECTIONS, sampler=make_sampler(name, seed))
+    epochs_total = len(next(iter(table.values()))["curves"][0])
+    spent, finished, decisions = 0, [], []
+    answered: dict[str, list[float] | None] = {}  # arch hash -> told values (None: pruned)
+    pool: dict[int, list[RungEntry]] = {r: [] for r in rungs}
+    streak = 0
+    while spent < budget and streak < DUPLICATE_STREAK_LIMIT:
+        trial = study.ask()
+        arch = space.suggest(trial)
+        if arch.hash in answered:  # a repeat: answered as the driver does, at no cost
+            streak += 1  # ... and, as there, a sampler that only repeats itself stops
+            values = answered[arch.hash]
+            if values is None:
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                study.tell(trial, values)
+            continue
+        streak = 0
+        row = table[arch.hash]
+        stopped_at = None
+        for r in rungs:
+            entry = RungEntry(
+                trial.number,
+                tuple(curve[r - 1] for curve in row["curves"]),
+                (row["latency_rel"],),
+            )
+            went_on = promotes(entry, pool[r], eta, ["minimize"])
+            pool[r].append(entry)
+            decisions.append((r, arch.hash, entry.accuracy, went_on))
+            if not went_on:
+                stopped_at = r
+                break
+        if stopped_at is not None:
+            spent += stopped_at
+            answered[arch.hash] = None
+            study.tell(trial, state=TrialState.PRUNED)
+            continue
+        spent += epochs_total
+        values = [row["accuracy"], row["latency_rel"]]
+        answered[arch.hash] = values
+        study.tell(trial, values)
+        finished.append((spent, *values))
+    return {"finished": finished, "decisions": decisions, "spent": spent, "asks": len(study.trials)}
+
+
+def hv_at(finished: list[tuple], epochs: int, ref: np.ndarray, true_hv: float) -> float:
+    points = np.asarray([[a, lat] for e, a, lat in finished if e <= epochs])
+    if len(points) == 0:
+        return 0.0
+    return hypervolume(points, DIRECTIONS, ref) / true_hv
+
+
+def epochs_to(finished: list[tuple], target: float, ref: np.ndarray, true_hv: float) -> int | None:
+    for k in range(1, len(finished) + 1):
+        if hv_at(finished[:k], finished[k - 1][0], ref, true_hv) >= target:
+            return finished[k - 1][0]
+    return None
+
+
+def rung_tau(decisions: list[tuple], table: dict[str, dict]) -> float | None:
+    """Kendall tau between rung and final accuracy over every architecture decided."""
+    pairs = [(acc, table[h]["accuracy"]) for _, h, acc, _ in decisions]
+    if len(pairs) < 3:
+        return None
+    return float(kendalltau(*zip(*pairs, strict=True)).statistic)
+
+
+def syne_tune_row(*_: Any) -> dict[str, Any] | None:
+    try:
+        import syne_tune  # noqa: F401
+    except ImportError:
+        return None
+    raise SystemExit("syne_tune is installed but its replay is not wired up yet")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--budget", type=int, default=600, help="epochs per replay")
+    ap.add_argument("--min-epochs", type=int, default=1)
+    ap.add_argument("--eta", type=int, default=3)
+    ap.add_argument("--target", type=float, default=0.95)
+    ap.add_argument("--quick", action="store_true", help="CI: 2 seeds, 60 epochs")
+    ap.add_argument("--table", type=Path, default=tabular.TABLE)
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "multifidelity.json")
+    args = ap.parse_args()
+    if args.quick:
+        args.seeds, args.budget = 2, 60
+    console = Console()
+    table = tabular.load_table(args.table)
+    epochs_total = len(next(iter(table.values()))["curves"][0])
+    rungs = rung_epochs(args.min_epochs, args.eta, epochs_total)
+    every = np.asarray([[r["accuracy"], r["latency_rel"]] for r in table.values()])
+    ref = reference_point(every, DIRECTIONS)
+    true_hv = hypervolume(every, DIRECTIONS, ref)
+    checkpoints = sorted({c for c in (30, 60, 120, 240, 480, args.budget) if c <= args.budget})
+    console.print(
+        f"replaying {len(table)} architectures ({epochs_total} epochs each, rungs {rungs}, "
+        f"eta {args.eta}), {args.seeds} seeds, {args.budget} epochs per run"
+    )
+    rows = []
+    t0 = time.perf_counter()
+    for name in SAMPLERS:
+        for schedule, sched_rungs in (("full", []), ("successive_halving", rungs)):
+            runs = [
+                replay(name, s, table, budget=args.budget, rungs=sched_rungs, eta=args.eta)
+                for s in range(args.seeds)
+            ]
+            row: dict[str, Any] = {"sampler": name, "schedule": schedule, "seeds": args.seeds}
+            for c in checkpoints:
+                ratios = [hv_at(r["finished"], c, ref, true_hv) for r in runs]
+                row[f"hv@{c}"] = statistics.mean(ratios)
+                row[f"hv@{c}_ci95"] = interval(ratios)
+            reach = [epochs_to(r["finished"], args.target, ref, true_hv) for r in runs]
+            row["reached_target"] = sum(x is not None for x in reach)
+            row["epochs_to_target_median"] = (
+                statistics.median(x for x in reach if x is not None) if any(reach) else None
+            )
+            row["finished_trials"] = statistics.mean(len(r["finished"]) for r in runs)
+            taus = [t for r in runs if (t := rung_tau(r["decisions"], table)) is not None]
+            row["rung_tau"] = statistics.mean(taus) if taus else None
+            row["stopped_share"] = (
+                statistics.mean(
+                    sum(not d[3] for d in r["decisions"]) / max(1, len(r["decisions"]))
+                    for r in runs
+                )
+                if sched_rungs
+                else 0.0
+            )
+            rows.append(row)
+            console.print(
+                f"  {name:6s} {schedule:18s} "
+                + ", ".join(f"hv@{c} {row[f'hv@{c}']:.3f}" for c in checkpoints)
+            )
+    st = syne_tune_row(table)
+    best_full = min(
+        (
+            r["epochs_to_target_median"]
+            for r in rows
+            if r["schedule"] == "full" and r["epochs_to_target_median"]
+        ),
+        default=None,
+    )
+    best_sh = min(
+        (
+            r["epochs_to_target_median"]
+            for r in rows
+            if r["schedule"] != "full" and r["epochs_to_target_median"]
+        ),
+        default=None,
+    )
+    result = {
+        "table": args.table.name,
+        "table_fingerprint": tabular.fingerprint(),
+        "table_rows": len(table),
+        "epochs_per_trial": epochs_total,
+        "rungs": rungs,
+        "eta": args.eta,
+        "budget_epochs": args.budget,
+        "target": args.target,
+        "true_hypervolume": true_hv,
+        "reference_point_min_space": ref.tolist(),
+        "quick": args.quick,
+        "rows": rows,
+        "syne_tune": st or "not installed",
+        "best_full_epochs_to_target": best_full,
+        "best_halving_epochs_to_target": best_sh,
+        "seconds": time.perf_counter() - t0,
+    }
+    out = Table(title=f"hypervolume ratio against epochs spent ({args.seeds} seeds, mean)")
+    for c in ("sampler", "schedule", *(f"{c} ep" for c in checkpoints), "to 95%", "rung tau"):
+        out.add_column(c)
+    for r in rows:
+        out.add_row(
+            r["sampler"],
+            r["schedule"],
+            *(f"{r[f'hv@{c}']:.3f}±{r[f'hv@{c}_ci95']:.3f}" for c in checkpoints),
+            f"{r['epochs_to_target_median']} ({r['reached_target']}/{r['seeds']})",
+            "-" if r["rung_tau"] is None else f"{r['rung_tau']:.2f}",
+        )
+    console.print(out)
+    if best_full and best_sh:
+        console.print(
+            f"successive halving reaches {args.target:.0%} of the true hypervolume in "
+            f"{best_sh} epochs against {best_full} for the best full schedule "
+            f"({best_sh / best_full:.2f}x; the goal is <= 0.33x)"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
