@@ -200,3 +200,81 @@ def test_processes_opening_a_fresh_sqlite_storage_at_once_all_succeed(tmp_path):
         for attempt in range(5):
             url = f"sqlite:///{tmp_path}/race{attempt}.db"
             assert pool.map(_open, [url] * 4, chunksize=1) == ["ok"] * 4
+
+
+# -- successive halving, decided by the driver without Ray -----------------------------------
+HALVING = {
+    "schedule": {"name": "successive_halving", "min_epochs": 1, "eta": 2},
+    "eval__train__epochs": 2,
+    "objectives": ["accuracy", "flops"],
+    "sampler": {"name": "random", "seed": 0},
+}
+
+
+def _costed(run: SearchRun, config: dict, flops: int) -> None:
+    """What a worker writes before training: the cost the rung ranks by."""
+    from evaluators.evaluate import Cost
+
+    arch = ArchConfig.model_validate(config["arch"])
+    workdir = eval_dir(run.paths.evals, arch, run.cfg.eval)
+    cost = Cost(arch_hash=arch.hash, eval_fingerprint=run.eval_fp, params=1, flops=flops)
+    EvalDir(workdir, arch.hash, run.eval_fp).write("cost.json", cost)
+
+
+def _searched(run: SearchRun, n: int) -> list[dict]:
+    """``n`` dispatched searched trials (the baselines are not enqueued here)."""
+    configs = []
+    for k in range(n):
+        config = run.next_config(f"tune-{k}")
+        assert isinstance(config, dict)
+        _costed(run, config, flops=1000)
+        configs.append(config)
+    return configs
+
+
+def test_a_rung_promotes_until_it_holds_eta_then_stops_the_worse_and_tells_it_pruned(tmp_path):
+    run = _run(tmp_path, n_trials=3, concurrency=8, **HALVING)
+    a, b, c = _searched(run, 3)
+    assert run.on_result("tune-0", {"epoch": 1, "accuracies": [0.5, 0.5]}) is False  # alone
+    assert run.on_result("tune-1", {"epoch": 1, "accuracies": [0.9, 0.9]}) is False  # top 1 of 2
+    assert run.on_result("tune-2", {"epoch": 1, "accuracies": [0.1, 0.1]}) is True  # 3rd of 3
+    record = read_record(run.study.trials[c["number"]])  # stored before Tune acts on it
+    assert [(r.epoch, r.promoted, r.rank, r.of) for r in record.rungs] == [(1, False, 2, 3)]
+    run.trial_finished("tune-2", {"epoch": 1}, error=False)
+    assert run.study.trials[c["number"]].state.name == "PRUNED" and run.completed == 0
+    assert read_record(run.study.trials[c["number"]]).status == "pruned"
+    # a repeat report of a decided rung (a resumed worker) is answered from the decision
+    assert run.on_result("tune-1", {"epoch": 1, "accuracies": [0.9, 0.9]}) is False
+    assert len(read_record(run.study.trials[b["number"]]).rungs) == 1
+    assert run.epochs_spent == 3  # one epoch each so far
+    run.on_result("tune-0", {"epoch": 2, "accuracies": [0.6, 0.6]})
+    assert run.epochs_spent == 4
+
+
+def test_a_stop_decided_by_a_dead_driver_is_told_pruned_on_resume_without_running(tmp_path):
+    dead = _run(tmp_path, n_trials=3, concurrency=8, **HALVING)
+    _searched(dead, 3)
+    for k, acc in enumerate((0.5, 0.9, 0.1)):
+        dead.on_result(f"tune-{k}", {"epoch": 1, "accuracies": [acc, acc]})
+    # the driver dies here: trial 2's stop is stored, Tune never acted on it
+    resumed = _run(tmp_path, n_trials=3, concurrency=8, **HALVING)
+    resumed.reconcile()
+    states = [t.state.name for t in resumed.study.trials]
+    assert states == ["RUNNING", "RUNNING", "PRUNED"] and list(resumed.redispatch) == [0, 1]
+    assert resumed.pruned == 1 and resumed.epochs_spent == 3
+
+
+def test_no_trial_starts_once_the_epoch_budget_is_spent(tmp_path):
+    run = _run(
+        tmp_path,
+        n_trials=10,
+        concurrency=8,
+        **HALVING | {"schedule": HALVING["schedule"] | {"budget_epochs": 3}},
+    )
+    _searched(run, 2)
+    run.on_result("tune-0", {"epoch": 1, "accuracies": [0.5, 0.5]})
+    run.on_result("tune-0", {"epoch": 2, "accuracies": [0.6, 0.6]})
+    assert isinstance(run.next_config("tune-2"), dict)  # 2 of 3 epochs spent: one more starts
+    run.on_result("tune-1", {"epoch": 1, "accuracies": [0.5, 0.5]})
+    assert run.next_config("tune-3") is None  # spent; trials in flight still finish
+    assert run.stop_reason == "the epoch budget is spent (3 of 3)"
