@@ -4,7 +4,9 @@ A fixed, seeded sample of a search space (every uniform paper baseline first, th
 distinct architectures) is trained with several seeds at the short schedule a search uses
 and at a long reference recipe. Every (architecture, seed, schedule) run goes through
 ``evaluate`` and is appended to a JSON-lines store with its per-epoch accuracies, so a
-fidelity check resumes where it stopped and its curves can be replayed.
+fidelity check resumes where it stopped and its curves can be replayed. Latency is timed
+once per architecture, alone, after every training run has finished (``measure_plan_latency``):
+timed beside a training run it reads several percent off.
 
 ``analyse`` gives Kendall tau and Spearman rho between short and long mean accuracy, the
 share of the long schedule's (accuracy, latency_rel) Pareto front inside the short
