@@ -412,6 +412,45 @@ def multifidelity(r: dict[str, Any]) -> str:
     )
 
 
+def live_halving(r: dict[str, Any]) -> str:
+    rows = [
+        [
+            name,
+            x["finished"],
+            x["stopped_at_a_rung"],
+            x["epochs_spent"],
+            f"{x['wall_seconds']:.0f}",
+            f"{x['hypervolume']:.4g}",
+            x["front_size"],
+        ]
+        for name, x in r["runs"].items()
+    ]
+    full, sh = r["runs"]["full"], r["runs"]["successive_halving"]
+    return "\n".join(
+        [
+            f"`{r['config']}` with `schedule.budget_epochs={r['budget_epochs']}`, the real driver "
+            f"and training; rungs {sh['rungs']} of {sh['epochs_per_trial']} epochs. One live "
+            "run each (one sample; the replay above gives the spread); hypervolume of the "
+            "(accuracy, latency_rel) front with one reference point for both.",
+            "",
+            _table(
+                [
+                    "schedule",
+                    "finished",
+                    "stopped at a rung",
+                    "epochs",
+                    "wall s",
+                    "hypervolume",
+                    "front",
+                ],
+                rows,
+            ),
+            "",
+            f"Hypervolume ratio halving / full: {sh['hypervolume'] / full['hypervolume']:.2f}.",
+        ]
+    )
+
+
 def targets(r: dict[str, Any]) -> str:
     parts = [
         f"latency_rel on each target at {r['resolution']} px and with eager PyTorch at the "
@@ -485,6 +524,7 @@ SECTIONS = {
     "measurement": ("Measurement quality", measurement, "bench/measurement.py"),
     "fidelity": ("Short-schedule fidelity", fidelity, "bench/fidelity.py"),
     "multifidelity": ("Successive halving", multifidelity, "bench/multifidelity.py"),
+    "live_halving": ("Successive halving, live", live_halving, "bench/live_halving.py"),
     "targets": ("Deployment targets", targets, "bench/targets.py"),
     "gpu_check": ("GPU check", gpu_check, "bench/gpu_check.py (on a machine with a GPU)"),
 }

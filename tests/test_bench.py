@@ -78,6 +78,19 @@ def test_multifidelity_quick_replays_both_schedules(tmp_path):
     assert "hypervolume ratio against epochs spent" in text
 
 
+def test_live_halving_quick_runs_both_schedules_on_one_budget(tmp_path):
+    out = tmp_path / "live.json"
+    run("live_halving.py", "--out", str(out))
+    r = json.loads(out.read_text())
+    assert r["quick"] and set(r["runs"]) == {"full", "successive_halving"}
+    for x in r["runs"].values():
+        # the budget stops new trials; those in flight (2 at a time) may finish past it
+        assert x["epochs_spent"] >= r["budget_epochs"] and x["finished"] >= 1
+        assert x["hypervolume"] > 0 and x["front_size"] >= 1
+    assert r["runs"]["full"]["stopped_at_a_rung"] == 0 and r["runs"]["full"]["rungs"] == []
+    assert r["runs"]["successive_halving"]["rungs"] == [1]
+
+
 def test_overhead_quick(tmp_path):
     out = tmp_path / "o.json"
     run("overhead.py", "--out", str(out))

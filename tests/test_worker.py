@@ -87,7 +87,7 @@ def test_one_reused_worker_runs_200_trials_without_leaking(tmp_path, monkeypatch
     assert _open_descriptors() == descriptors
     assert _rss_bytes() - rss < 16 * 2**20
     assert len(reports) == 2 * 220  # one epoch, then the outcome, per trial
-    assert reports[-2] == {"epoch": 1, "accuracy": 0.5}
+    assert reports[-2] == {"epoch": 1, "accuracy": 0.5, "accuracies": [0.5]}  # per seed: rungs
     assert Outcome.model_validate_json(reports[-1]["outcome"]).arch_hash == ARCH.hash
 
 
