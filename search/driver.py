@@ -199,10 +199,9 @@ class SearchRun:
 
     def _costs(self, d: _Dispatch) -> tuple[list[float], list[tuple[float, float] | None]]:
         """The cost objectives of ``d`` (measured before training), with their intervals."""
-        workdir = eval_dir(self.paths.evals, d.arch, self.cfg.eval)
-        cost = EvalDir(workdir, d.arch_hash, self.eval_fp).read("cost.json", Cost)
+        cost = self._evaluation(d.arch).read("cost.json", Cost)
         if cost is None:
-            raise RuntimeError(f"trial {d.number} reached a rung with no cost.json in {workdir}")
+            raise RuntimeError(f"trial {d.number} reached a rung with no cost.json")
         measured = cost.measured()
         values, intervals = [], []
         for name in self.cost_objectives:
@@ -275,8 +274,7 @@ class SearchRun:
     def _prune(self, d: _Dispatch) -> None:
         """Tell a trial stopped at a rung PRUNED, with its rung values in its record."""
         rung = d.record.rungs[-1]
-        workdir = eval_dir(self.paths.evals, d.arch, self.cfg.eval)
-        cost = EvalDir(workdir, d.arch_hash, self.eval_fp).read("cost.json", Cost)
+        cost = self._evaluation(d.arch).read("cost.json", Cost)
         measured = (
             {"params": cost.params, "flops": cost.flops}
             | {k: v for k, v in cost.measured().items() if "@" not in k}
@@ -316,10 +314,14 @@ class SearchRun:
     def _store(self, trial: optuna.Trial, record: TrialRecord) -> None:
         trial.set_user_attr(RECORD_ATTR, record.model_dump(mode="json"))
 
+    def _evaluation(self, arch: ArchConfig) -> EvalDir:
+        """The durable folder of ``arch``'s evaluation with this study's settings."""
+        workdir = eval_dir(self.paths.evals, arch, self.cfg.eval)
+        return EvalDir(workdir, arch.hash, self.eval_fp)
+
     def _durable_outcome(self, arch: ArchConfig) -> Outcome | None:
         """A finished evaluation of exactly ``arch`` with this study's settings, if any."""
-        workdir = eval_dir(self.paths.evals, arch, self.cfg.eval)
-        return EvalDir(workdir, arch.hash, self.eval_fp).read("outcome.json", Outcome)
+        return self._evaluation(arch).read("outcome.json", Outcome)
 
     def _answer_known(self, d: _Dispatch) -> bool:
         """Tell ``d`` without running it when the study already evaluated its architecture or
@@ -447,8 +449,7 @@ class SearchRun:
             self._tell(d, outcome, node=(result or {}).get("node"))
         else:
             reason = "worker crashed" if error else "worker reported no result"
-            workdir = eval_dir(self.paths.evals, d.arch, self.cfg.eval)
-            last = EvalDir(workdir, d.arch_hash, self.eval_fp).last_error()
+            last = self._evaluation(d.arch).last_error()
             self._fail(d.trial, f"{reason}: {last}" if last else reason, d.record)
         for dup in self.held.pop(d.arch_hash, []):
             self.redispatch.append(dup.number)
