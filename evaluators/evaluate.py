@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from torch import nn
 
 from evaluators.data import DATA_VERSION, DATASETS, Dataset, load_dataset
 from evaluators.flops import count_flops
@@ -84,6 +85,7 @@ class EvalConfig(BaseModel):
         device that actually ran is recorded in the outcome's ``hardware``."""
         versions = {"build": BUILD_VERSION, "data": DATA_VERSION}
         data = self.model_dump(mode="json", exclude={"download"}) | versions
+        data["train"] = self.train.fingerprint_fields()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -167,6 +169,7 @@ class Outcome(BaseModel):
     accuracy_std: float | None
     accuracies: list[float]  # per completed epoch, the mean over seeds
     accuracies_per_seed: list[list[float]]
+    losses: list[float] = []  # per completed epoch, the mean training loss over seeds
     failed_epoch: int | None = None
     latency_ms: float | None
     latency_iqr_ms: float | None
@@ -193,6 +196,7 @@ class EpochReport:
     epoch: int  # 1-based
     accuracy: float  # mean over seeds
     accuracies: list[float]  # per seed
+    loss: float = float("nan")  # the epoch's mean training loss, mean over seeds
 
 
 def check_latency_targets(archs: list[ArchConfig], cfg: EvalConfig) -> None:
@@ -279,6 +283,7 @@ def _outcome(
     constraints: dict[str, float],
     seconds: float,
     failed_epoch: int | None = None,
+    losses: list[float] | None = None,
 ) -> Outcome:
     finals = [accs[-1] for accs in per_seed] if status == "ok" else []
     lat = cost.latency
@@ -294,6 +299,7 @@ def _outcome(
         accuracy_std=(statistics.stdev(finals) if len(finals) > 1 else 0.0) if finals else None,
         accuracies=[statistics.fmean(epoch) for epoch in zip(*per_seed, strict=True)],
         accuracies_per_seed=per_seed,
+        losses=losses or [],
         failed_epoch=failed_epoch,
         latency_ms=lat.latency_ms if lat else None,
         latency_iqr_ms=lat.latency_iqr_ms if lat else None,
@@ -335,6 +341,7 @@ def evaluate(
     constraints: Mapping[str, float] | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
     gate: NodeGate | None = None,
+    on_trained: Callable[[list[nn.Module]], None] | None = None,
 ) -> Outcome:
     """Score ``arch`` with ``cfg``; see the module docstring for the steps.
 
@@ -344,6 +351,9 @@ def evaluate(
     ``max_params``, ``max_latency_ms``, ``max_latency_rel``): a violator is never trained, and
     its outcome is not cached (another study may set other bounds). Pass a ``NodeGate`` when
     other evaluations share the machine, so no one trains while this one times latency.
+    ``on_trained`` receives the trained networks (one per seed; the EMA when it is on) after
+    the last epoch and before the outcome is stored: ``attnas train`` saves them there, so a
+    stored outcome always has its weights beside it.
     """
     cfg = cfg or EvalConfig()
     store = EvalDir(workdir, arch.hash, cfg.fingerprint()) if workdir is not None else None
@@ -365,7 +375,7 @@ def evaluate(
     data = get_dataset(cfg)
     check_compatible(arch, data, cfg)
     with _threads(cfg):
-        outcome = _train(arch, cfg, data, cost, violations, store, on_epoch, gate)
+        outcome = _train(arch, cfg, data, cost, violations, store, on_epoch, gate, on_trained)
     if store is not None:
         store.write("outcome.json", outcome)
         store.checkpoint_path.unlink(missing_ok=True)  # the outcome supersedes it
@@ -381,6 +391,7 @@ def _train(
     store: EvalDir | None,
     on_epoch: Callable[[EpochReport], None] | None,
     gate: NodeGate | None,
+    on_trained: Callable[[list[nn.Module]], None] | None = None,
 ) -> Outcome:
     guard = gate.training_step if gate else nullcontext
     trainers = [
@@ -388,19 +399,23 @@ def _train(
         for seed in cfg.seeds
     ]
     per_seed: list[list[float]] = [[] for _ in trainers]
+    losses: list[float] = []
     seconds = 0.0
     checkpoint = store.load_checkpoint() if store else None
     if checkpoint is not None:
         for trainer, accs in zip(trainers, per_seed, strict=True):
             trainer.load_state_dict(checkpoint["seeds"][str(trainer.seed)])
             accs.extend(checkpoint["accuracies"][str(trainer.seed)])
+        losses.extend(checkpoint.get("losses", []))
         seconds = float(checkpoint["seconds"])
         if on_epoch is not None and per_seed[0]:
             # The last finished epoch again: a killed run may have reported it to nobody (a
             # rung's report whose decision was never made), and a listener that already
             # had it sees the same numbers twice.
             finals = [a[-1] for a in per_seed]
-            on_epoch(EpochReport(trainers[0].epoch, statistics.fmean(finals), finals))
+            on_epoch(
+                EpochReport(trainers[0].epoch, statistics.fmean(finals), finals, _loss(trainers))
+            )
     for epoch in range(trainers[0].epoch + 1, cfg.train.epochs + 1):
         t0 = time.perf_counter()
         for trainer, accs in zip(trainers, per_seed, strict=True):
@@ -414,8 +429,10 @@ def _train(
                     constraints=violations,
                     seconds=seconds + time.perf_counter() - t0,
                     failed_epoch=epoch,
+                    losses=losses,
                 )
             accs.append(trainer.score(cfg.split))
+        losses.append(_loss(trainers))
         seconds += time.perf_counter() - t0
         if store is not None:
             store.save_checkpoint(
@@ -424,10 +441,26 @@ def _train(
                     "seconds": seconds,
                     "seeds": {str(t.seed): t.state_dict() for t in trainers},
                     "accuracies": {str(t.seed): a for t, a in zip(trainers, per_seed, strict=True)},
+                    "losses": losses,
                 }
             )
             store.log_epoch(epoch, list(cfg.seeds))
         if on_epoch is not None:
             finals = [a[-1] for a in per_seed]
-            on_epoch(EpochReport(epoch, statistics.fmean(finals), finals))
-    return _outcome(arch, cfg, cost, per_seed, status="ok", constraints=violations, seconds=seconds)
+            on_epoch(EpochReport(epoch, statistics.fmean(finals), finals, losses[-1]))
+    if on_trained is not None:
+        on_trained([t.trained for t in trainers])
+    return _outcome(
+        arch,
+        cfg,
+        cost,
+        per_seed,
+        status="ok",
+        constraints=violations,
+        seconds=seconds,
+        losses=losses,
+    )
+
+
+def _loss(trainers: list[SeedTrainer]) -> float:
+    return statistics.fmean(t.loss for t in trainers)

@@ -4,6 +4,8 @@ kill itself (SIGKILL, no cleanup) the first time it reaches that point.
 Points: ``after_ask`` (driver), ``before_result`` / ``after_result`` (worker, around the
 durable result), ``before_tell`` / ``after_tell`` and ``before_rung_decision`` /
 ``after_rung_decision`` (driver), ``checkpoint_write`` (worker).
+A point that passes ``at`` (``checkpoint_write`` passes the epoch) can be aimed at one
+occurrence: ``ATTNAS_CRASH_AT=checkpoint_write@3`` dies writing epoch 3's checkpoint.
 A marker file (``ATTNAS_CRASH_ONCE``) makes the crash happen once across processes.
 """
 
@@ -14,8 +16,9 @@ import signal
 from pathlib import Path
 
 
-def crash_point(name: str) -> None:
-    if os.environ.get("ATTNAS_CRASH_AT") != name:
+def crash_point(name: str, at: int | None = None) -> None:
+    wanted, _, when = os.environ.get("ATTNAS_CRASH_AT", "").partition("@")
+    if wanted != name or (when and str(at) != when):
         return
     marker = os.environ.get("ATTNAS_CRASH_ONCE")
     if marker:

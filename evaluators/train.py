@@ -1,8 +1,10 @@
-"""The short training schedule that scores a candidate's accuracy.
+"""The training schedule that scores a candidate's accuracy, and trains the chosen one.
 
-One-cycle style: linear warm-up, then linear decay to exactly zero at the last step, so a
-3-epoch run is a complete schedule, not the start of a long one. Everything random draws from
-one seeded generator, so a CPU run is reproducible bit for bit in a fresh process.
+The search's short schedule is one-cycle style: linear warm-up, then linear decay to exactly
+zero at the last step, so a 3-epoch run is a complete schedule, not the start of a long one.
+``attnas train`` uses the same trainer with a cosine decay and, optionally, an EMA of the
+weights. Everything random draws from one seeded generator, so a CPU run is reproducible bit
+for bit in a fresh process.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
+from timm.utils import ModelEmaV3
 from torch import nn
 
 from evaluators.data import Dataset, Split, augment
@@ -33,6 +36,22 @@ class TrainSettings(BaseModel):
     warmup_fraction: float = Field(0.2, ge=0, lt=1)
     augment: bool = True
     compile: bool = False
+    # Added after runs were stored: at their defaults they stay out of the fingerprint, so
+    # those runs are still found (``fingerprint_fields``).
+    schedule: Literal["linear", "cosine"] = "linear"  # the decay after warm-up
+    ema_decay: float = Field(0.0, ge=0, lt=1)  # 0: off; else validate and ship the EMA weights
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """What enters the evaluation fingerprint: every setting, except those added later
+        while they keep their defaults (which reproduce the numbers from before)."""
+        data = self.model_dump(mode="json")
+        for name in _ADDED_LATER:
+            if data[name] == TrainSettings.model_fields[name].default:
+                del data[name]
+        return data
+
+
+_ADDED_LATER = ("schedule", "ema_decay")
 
 
 def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
@@ -59,7 +78,8 @@ def make_scheduler(
     def factor(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
-        return max(0.0, (total - step) / max(1, total - warm))
+        left = max(0.0, (total - step) / max(1, total - warm))  # 1 after warm-up, 0 at the end
+        return left if s.schedule == "linear" else 0.5 * (1 - math.cos(math.pi * left))
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
@@ -115,7 +135,19 @@ class SeedTrainer:
         self.steps_per_epoch = max(1, len(data.train) // settings.batch_size)  # no ragged batch
         self.optimizer = make_optimizer(model, settings)
         self.scheduler = make_scheduler(self.optimizer, settings, self.steps_per_epoch)
+        # The EMA is what is validated and shipped when on (timm's, with its decay warm-up).
+        self.ema = (
+            ModelEmaV3(model, decay=settings.ema_decay, use_warmup=True)
+            if settings.ema_decay
+            else None
+        )
         self.epoch = 0  # epochs completed
+        self.loss = float("nan")  # the last epoch's mean training loss
+
+    @property
+    def trained(self) -> nn.Module:
+        """The weights to validate and ship: the EMA when it is on, else the model."""
+        return self.ema.module if self.ema is not None else self.model
 
     def train_epoch(self) -> bool:
         """One epoch over the training split; False when the loss went NaN/inf."""
@@ -138,13 +170,17 @@ class SeedTrainer:
                 loss.backward()
                 self.optimizer.step()
                 self.scheduler.step()
+                if self.ema is not None:
+                    self.ema.update(self.model, step=self.scheduler.last_epoch)
             loss_sum += loss.detach().float()
         self.epoch += 1
-        return math.isfinite(loss_sum.item())
+        self.loss = loss_sum.item() / self.steps_per_epoch
+        return math.isfinite(self.loss)
 
     def score(self, split: str) -> float:
         with self.step_guard():
-            return accuracy(self.runner, self.data, getattr(self.data, split))
+            runner = self.runner if self.ema is None else self.ema.module
+            return accuracy(runner, self.data, getattr(self.data, split))
 
     def state_dict(self) -> dict[str, Any]:
         """Only tensors and plain types: loadable with ``torch.load(weights_only=True)``."""
@@ -154,7 +190,8 @@ class SeedTrainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
-        }
+            "loss": self.loss,
+        } | ({"ema": self.ema.module.state_dict()} if self.ema is not None else {})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -162,3 +199,6 @@ class SeedTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
         self.epoch = int(state["epoch"])
+        self.loss = float(state.get("loss", float("nan")))
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["ema"])

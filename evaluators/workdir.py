@@ -115,7 +115,7 @@ class EvalDir:
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.checkpoint_path.with_suffix(".tmp")
-        crash_point("checkpoint_write")
+        crash_point("checkpoint_write", at=state.get("epoch"))
         torch.save(self.key | state, tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -138,7 +138,7 @@ _SOURCE_METRICS = (
 )
 
 
-def _source(study: optuna.Study, row: pd.Series, how: str) -> dict[str, Any]:
+def trial_source(study: optuna.Study, row: pd.Series, how: str) -> dict[str, Any]:
     number = int(row["number"])
     record = _record_of(study, number)
     arch = ArchConfig.model_validate(record.arch)
@@ -205,7 +205,7 @@ def export_pick(
 ) -> list[Path]:
     row = pick(study, how, max_latency_ms=max_latency_ms, max_flops=max_flops)
     arch = arch_of(study, int(row["number"]))
-    written = [write_arch(arch, out, _source(study, row, how))]
+    written = [write_arch(arch, out, trial_source(study, row, how))]
     if onnx:
         written.append(export_onnx(arch, out.with_suffix(".onnx")))
     return written
@@ -221,7 +221,9 @@ def export_front(study: optuna.Study, out_dir: Path, *, onnx: bool = False) -> l
     for _, row in front.iterrows():
         n = int(row["number"])
         arch = arch_of(study, n)
-        written.append(write_arch(arch, out_dir / f"trial_{n}.yaml", _source(study, row, "front")))
+        written.append(
+            write_arch(arch, out_dir / f"trial_{n}.yaml", trial_source(study, row, "front"))
+        )
         if onnx:
             written.append(export_onnx(arch, out_dir / f"trial_{n}.onnx"))
     cols = ["number", *objective_names(study), "label", "baseline", "flops", "params", "arch_hash"]

@@ -424,6 +424,168 @@ def export(
 
 @app.command()
 @friendly
+def train(
+    source: Annotated[
+        Path,
+        typer.Argument(help="A study folder (with --pick) or an architecture YAML/JSON."),
+    ],
+    pick: Annotated[
+        str, typer.Option(help="From a study: knee, max-accuracy, min-latency, or trial:N.")
+    ] = "knee",
+    max_latency_ms: Annotated[
+        float | None, typer.Option(help="From a study: only trials at most this slow.")
+    ] = None,
+    max_flops: Annotated[
+        float | None, typer.Option(help="From a study: only trials with at most this many FLOPs.")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="For an architecture file: take eval settings from this config."),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Epochs (default: 6x the search's, at least 30).")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="digits, clutter, synthetic, cifar10, cifar100, imagefolder.")
+    ] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Dataset directory.")] = None,
+    seed: Annotated[int, typer.Option(help="The training seed.")] = 0,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Output folder (default: STUDY/trained or ./trained)."),
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Run as one task on this Ray cluster (shared -o folder).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override an eval setting: --set train.ema_decay=0.999."),
+    ] = None,
+) -> None:
+    """Train the chosen architecture with a full-length recipe and write a folder to ship:
+    weights (safetensors), arch.yaml, train.json, model.onnx and a model card. Resumable:
+    run the same command again after a crash."""
+    from evaluators import EvalConfig
+    from evaluators.handoff import full_recipe
+    from search.config import apply_overrides
+
+    arch, base, src, default_out = _train_source(source, pick, max_latency_ms, max_flops, config)
+    overrides = _run_overrides(None, dataset=dataset, data_dir=data_dir)
+    cfg = full_recipe(
+        EvalConfig.model_validate(apply_overrides(base, overrides)), epochs=epochs, seed=seed
+    )
+    if set_:  # an explicit --set wins over the recipe's defaults (e.g. train.schedule)
+        cfg = EvalConfig.model_validate(apply_overrides(cfg.model_dump(mode="json"), set_))
+    out = output or default_out
+    from evaluators.evaluate import get_dataset
+
+    get_dataset(cfg)  # a bad data dir fails here, before any progress bar is drawn
+    console.print(f"training {arch.label()} for {cfg.train.epochs} epochs into {out}")
+    result = _train_with_progress(arch, cfg, out, src, address)
+    table = Table(title=f"{out}: {arch.label()}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    o = result.outcome
+    for k, v in (
+        ("validation accuracy", f"{o.accuracy:.4f}"),
+        ("holdout accuracy", f"{result.holdout_accuracy:.4f}"),
+        ("latency_rel", _with_ci(o.latency_rel, o.latency_rel_ci)),
+        ("params", f"{o.params:,}"),
+        ("flops", f"{o.flops:,}"),
+        ("train_seconds", f"{o.train_seconds:.1f}"),
+    ):
+        table.add_row(k, v)
+    console.print(table)
+    if result.onnx_note:
+        console.print(f"[yellow]model.onnx {result.onnx_note}[/]")
+    console.print(f"wrote {out} (model.safetensors, arch.yaml, train.json, model.onnx, README.md)")
+
+
+def _train_source(
+    source: Path,
+    how: str,
+    max_latency_ms: float | None,
+    max_flops: float | None,
+    config: Path | None,
+) -> tuple[Any, dict[str, Any], dict[str, Any] | None, Path]:
+    """(arch, eval settings, where it came from, default output folder) for ``attnas train``."""
+    from search.config import load_config
+    from spaces import ArchConfig
+
+    if source.is_dir():
+        from results.export import arch_of, trial_source
+        from results.export import pick as pick_trial
+        from search.configio import load_study_config
+        from search.study import open_study
+
+        study_cfg = load_study_config(source)
+        study = open_study(study_cfg, must_exist=True)
+        row = pick_trial(study, how, max_latency_ms=max_latency_ms, max_flops=max_flops)
+        arch = arch_of(study, int(row["number"]))
+        src = trial_source(study, row, how)
+        return arch, study_cfg.eval.model_dump(mode="json"), src, source / "trained"
+    arch = ArchConfig.from_file(source)
+    base = (
+        load_config(config).eval.model_dump(mode="json")
+        if config
+        else {"image_size": arch.image_size}
+    )
+    return arch, base, None, Path("trained")
+
+
+def _train_with_progress(arch: Any, cfg: Any, out: Path, src: Any, address: str | None) -> Any:
+    from evaluators.handoff import train_and_hand_off
+
+    with _counter("epochs") as progress:
+        task = progress.add_task("", total=cfg.train.epochs)
+
+        def show(e: Any) -> None:
+            known = e.accuracy == e.accuracy  # NaN: a cluster task reports epochs only
+            progress.update(
+                task,
+                completed=e.epoch,
+                description=f"loss {e.loss:.3f}  val accuracy {e.accuracy:.4f}" if known else "",
+            )
+
+        if address is None:
+            return train_and_hand_off(arch, cfg, out, source=src, on_epoch=show)
+        return _train_on_cluster(arch, cfg, out, src, address, show)
+
+
+def _train_on_cluster(
+    arch: Any, cfg: Any, out: Path, src: Any, address: str, show: Callable[[Any], None]
+) -> Any:
+    """One Ray task on the cluster at ``address`` (with a GPU when it has one); the folder
+    must be on storage the task's node shares. Progress is read from the evaluation's own
+    per-epoch log."""
+    import time
+
+    import ray
+
+    from evaluators import EpochReport
+    from evaluators.handoff import train_and_hand_off
+    from search.driver import init_ray
+
+    init_ray(address)
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    task = ray.remote(num_gpus=gpus)(train_and_hand_off).remote(
+        arch, cfg, out.resolve(), source=src
+    )
+    log = out.resolve() / "work"
+    while True:
+        ready, _ = ray.wait([task], timeout=2.0)
+        epochs = sorted(log.glob("*/epochs.jsonl"))
+        if epochs:
+            lines = epochs[0].read_text().splitlines()
+            if lines:
+                show(EpochReport(len(lines), float("nan"), [], float("nan")))
+        if ready:
+            return ray.get(task)
+        time.sleep(0.5)
+
+
+@app.command()
+@friendly
 def report(
     study_dir: Annotated[Path, typer.Argument(help="The study folder.")],
     output: Annotated[

@@ -665,12 +665,15 @@ def run_search(
     *,
     resume: bool = False,
     on_progress: Callable[[int, int, str], None] = lambda done, total, msg: None,
+    trainable: Callable[[dict[str, Any]], None] | None = None,
 ) -> SearchOutcome:
     """Run ``cfg``'s study until it holds ``n_trials`` distinct evaluated architectures.
 
     An existing study is resumed (same config required); ``resume=True`` refuses to create
     one. A new study started in a folder holding another study's files moves them aside
-    first (``SearchOutcome.moved_aside`` says where).
+    first (``SearchOutcome.moved_aside`` says where). ``trainable`` replaces the Ray Tune
+    function that evaluates a trial (``search.worker.run_trial``); ``bench/scale.py`` drives
+    the real driver with a stub that trains nothing.
     """
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # our handler stops gracefully
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -705,7 +708,7 @@ def run_search(
         run.enqueue_baselines()
         on_progress(run.completed, cfg.n_trials, "resuming" if run.completed else "starting")
         if run.completed < cfg.n_trials:
-            _fit(run, cfg, paths, tune, run_trial)
+            _fit(run, cfg, paths, tune, trainable or run_trial)
         return SearchOutcome(
             study=study,
             completed=run.completed,

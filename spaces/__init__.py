@@ -6,6 +6,7 @@ from spaces.backbones import BACKBONES, get_backbone
 from spaces.build import build_model, deploy
 from spaces.errors import describe
 from spaces.space import Baseline, SearchSpace, SpaceConfig
+from spaces.trained import load_trained
 
 __all__ = [
     "ATTENTIONS",
@@ -23,5 +24,6 @@ __all__ = [
     "describe",
     "eca_kernel_size",
     "get_backbone",
+    "load_trained",
     "uniform",
 ]

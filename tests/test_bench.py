@@ -222,3 +222,18 @@ def test_targets_quick_measures_every_target_and_their_agreement(tmp_path):
         assert sum("torch_compile" in x["rel"] for x in rows) == 1
         assert "eager | onnxruntime" in s["kendall_tau"]
         assert -1 <= s["kendall_tau"]["eager | onnxruntime"]["tau"] <= 1
+
+
+def test_scale_quick_drives_stub_trials_through_the_real_driver(tmp_path):
+    out = tmp_path / "scale.json"
+    run("scale.py", "--out", str(out))
+    r = json.loads(out.read_text())
+    (row,) = r["runs"]
+    # every trial settled: the target COMPLETE, the rest PRUNED at a rung, nothing left RUNNING
+    assert row["complete"] == r["trials"] == row["states"]["COMPLETE"]
+    assert row["states"].get("RUNNING", 0) == 0
+    assert row["pruned"] == row["states"]["PRUNED"] > 0
+    # every trial handed to a worker was asked once and told once (duplicates never run)
+    assert row["calls"]["ask"]["calls"] == row["calls"]["tell"]["calls"] == row["trials_settled"]
+    assert r["trials"] <= row["trials_settled"] <= sum(row["states"].values())
+    assert row["calls"]["decide"]["calls"] > 0

@@ -177,3 +177,71 @@ def test_export_refuses_an_onnx_graph_that_onnxruntime_runs_differently():
     other = deploy(build_model(arch, seed=1))  # the same graph cannot reproduce other weights
     with pytest.raises(ExportError, match=r"differs from PyTorch's by \d\.\d\de[-+]\d+ of the"):
         check_onnx(graph, other, x)
+
+
+def _train_cli(study_dir, out, *, crash_at: str | None = None):
+    """``attnas train`` on the study's knee in a fresh process (SIGKILLed at ``crash_at``)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTNAS_CRASH")}
+    if crash_at:
+        env["ATTNAS_CRASH_AT"] = crash_at
+    cmd = [sys.executable, "-m", "search.cli", "train", str(study_dir), "--pick", "knee"]
+    cmd += ["--epochs", "3", "-o", str(out)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_train_the_knee_kill_resume_and_load_it_everywhere(small_study, tmp_path):
+    import onnxruntime as ort
+    import timm
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    import spaces.timm_model  # noqa: F401  (registers "attnas")
+    from spaces import load_trained
+
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    done = _train_cli(small_study.study_dir, whole)
+    assert done.returncode == 0, done.stdout + done.stderr
+    killed = _train_cli(small_study.study_dir, resumed, crash_at="checkpoint_write@3")
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    assert not (resumed / "train.json").exists()
+    again = _train_cli(small_study.study_dir, resumed)
+    assert again.returncode == 0, again.stdout + again.stderr
+    # On CPU the resumed run ends exactly where the uninterrupted one does.
+    a, b = (json.loads((d / "train.json").read_text()) for d in (whole, resumed))
+    assert a["epochs"] == b["epochs"] and len(a["epochs"]) == 3
+    assert a["val_accuracy"] == b["val_accuracy"] and a["holdout_accuracy"] == b["holdout_accuracy"]
+    wa, wb = (
+        load_file(str(whole / "model.safetensors")),
+        load_file(str(resumed / "model.safetensors")),
+    )
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    # the folder says where the network came from and what it is
+    study = optuna.load_study(study_name="res", storage=small_study.storage_url)
+    assert a["source"]["study"] == "res" and a["source"]["pick"] == "knee"
+    arch = ArchConfig.from_file(resumed / "arch.yaml")
+    assert arch.hash == read_record(study.trials[a["source"]["trial"]]).arch_hash == a["arch_hash"]
+    card = (resumed / "README.md").read_text()
+    assert f"{a['holdout_accuracy']:.4f}" in card and "latency on `torch`" in card
+    assert 0.0 <= a["holdout_accuracy"] <= 1.0 and a["holdout_images"] > 0
+    # load_trained, ONNX Runtime and timm (with its own data config and transforms) agree
+    model = load_trained(resumed)
+    x = torch.randn(4, arch.in_chans, arch.image_size, arch.image_size)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    session = ort.InferenceSession(str(resumed / "model.onnx"))
+    got = session.run(None, {"image": x.numpy()})[0]
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+    via_timm = timm.create_model("attnas", arch=str(resumed), pretrained=True).eval()
+    cfg = timm.data.resolve_data_config({}, model=via_timm)
+    transform = timm.data.create_transform(**cfg)
+    pixels = (np.random.default_rng(0).random((8, 8)) * 255).astype("uint8")
+    image = transform(Image.fromarray(pixels, mode="L")).unsqueeze(0)
+    with torch.no_grad():
+        assert torch.equal(via_timm(image), model(image))
+    # the same normalisation as training: (pixels / 255 - mean) / std
+    mean, std = a["normalisation"]["mean"][0], a["normalisation"]["std"][0]
+    assert torch.allclose(image[0, 0], (torch.from_numpy(pixels) / 255 - mean) / std, atol=1e-5)

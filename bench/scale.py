@@ -1,0 +1,275 @@
+"""How many trials per second the driver sustains, and so how large a cluster it can feed.
+
+The real driver (Ray Tune, the Optuna study, the study's records, successive halving with
+its stored rung decisions) runs thousands of *stub* trials: an evaluation that trains
+nothing, writes a fixed ``cost.json`` (FLOPs and parameters derived from the architecture's
+hash), reports per-epoch accuracies after a short sleep per epoch, and returns a valid
+outcome, so everything the driver does per trial is real and nothing else costs time.
+Objectives are (accuracy, flops): a stub has no latency to measure.
+
+Measured for each (storage, concurrency): trials per second over the run after warm-up
+(the first 10% of trials, while Ray starts its actors, are left out), and the driver's own
+time per call, p50 and p99, for each of its three jobs: ask (the searcher's ``suggest``:
+sample, decode, store the record), decide (a rung report: rank, store the decision) and
+tell (store the record, tell Optuna). Concurrency 16 and 64 run on this machine's 2 cores
+with fractional CPUs per trial: the stub mostly sleeps, so what saturates is the driver.
+
+Writes bench/results/scale.json. Run: .venv/bin/python bench/scale.py [--quick]
+(PostgreSQL: a throw-away local server, as the tests start one; skipped where none exists.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent
+EPOCHS = 3  # rungs at 1 and 3 epochs (min_epochs 1, eta 3)
+SEEDS = (0, 1)
+
+
+def stub_trial(config: dict[str, Any]) -> None:
+    """A Ray Tune trainable that trains nothing: fixed costs, made-up per-epoch accuracies
+    (a function of the architecture, so rungs have something to rank), a short sleep."""
+    import os
+
+    from ray import tune
+
+    from evaluators import EvalConfig
+    from evaluators.evaluate import Cost, Outcome
+    from evaluators.workdir import EvalDir
+    from search.worker import TrialSpec
+    from spaces import ArchConfig
+
+    spec = TrialSpec.model_validate(config)
+    arch, cfg = ArchConfig.model_validate(spec.arch), EvalConfig.model_validate(spec.eval)
+    fingerprint = cfg.fingerprint()
+    store = EvalDir(Path(spec.evals_dir) / f"{arch.hash}-{fingerprint}", arch.hash, fingerprint)
+    digest = int(arch.hash[:12], 16)
+    params, flops = 100_000 + digest % 50_000, 1_000_000 + digest % 500_000
+    store.write(
+        "cost.json",
+        Cost(arch_hash=arch.hash, eval_fingerprint=fingerprint, params=params, flops=flops),
+    )
+    quality = (digest >> 20) % 1000 / 1000
+    sleep = float(os.environ.get("ATTNAS_STUB_SLEEP", "0.1"))
+    per_seed: list[list[float]] = [[] for _ in cfg.seeds]
+    for epoch in range(1, cfg.train.epochs + 1):
+        time.sleep(sleep)
+        for s, accs in zip(cfg.seeds, per_seed, strict=True):
+            accs.append(0.5 + 0.4 * quality * epoch / cfg.train.epochs + 0.001 * s)
+        accuracies = [a[-1] for a in per_seed]
+        tune.report(
+            {"epoch": epoch, "accuracy": statistics.fmean(accuracies), "accuracies": accuracies}
+        )
+    finals = [a[-1] for a in per_seed]
+    outcome = Outcome(
+        status="ok",
+        arch=arch.to_dict(),
+        arch_hash=arch.hash,
+        eval_fingerprint=fingerprint,
+        split=cfg.split,
+        seeds=list(cfg.seeds),
+        accuracy=statistics.fmean(finals),
+        accuracy_std=statistics.stdev(finals) if len(finals) > 1 else 0.0,
+        accuracies=[statistics.fmean(e) for e in zip(*per_seed, strict=True)],
+        accuracies_per_seed=per_seed,
+        latency_ms=None,
+        latency_iqr_ms=None,
+        latency_rel=None,
+        reference_latency_ms=None,
+        flops=flops,
+        params=params,
+        train_seconds=sleep * cfg.train.epochs,
+        device="cpu",
+        hardware={"name": "stub"},
+    )
+    tune.report({"outcome": outcome.model_dump_json(), "node": "stub"})
+
+
+class CallTimer:
+    """Wraps the driver's ask / decide / tell so each call's duration is kept."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = {"ask": [], "decide": [], "tell": []}
+        self.finished: list[float] = []  # perf_counter at each settled trial
+
+    def wrap(self, name: str, fn: Callable[..., Any], keep: Callable[..., bool]) -> Callable:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            if keep(*args, out=out, **kwargs):
+                self.seconds[name].append(time.perf_counter() - t0)
+            if name == "tell":
+                self.finished.append(time.perf_counter())
+            return out
+
+        return timed
+
+    def install(self) -> Callable[[], None]:
+        """Patch ``SearchRun`` for this process; returns the undo."""
+        from search.driver import SearchRun
+
+        saved = {n: getattr(SearchRun, n) for n in ("next_config", "on_result", "trial_finished")}
+
+        def is_config(*_: Any, out: Any, **__: Any) -> bool:
+            return isinstance(out, dict)  # a trial handed out, not "wait" or "finished"
+
+        def at_rung(run: Any, _tid: str, result: dict, *, out: Any) -> bool:
+            return result.get("epoch") in run.rung_epochs
+
+        SearchRun.next_config = self.wrap("ask", saved["next_config"], is_config)
+        SearchRun.on_result = self.wrap("decide", saved["on_result"], at_rung)
+        SearchRun.trial_finished = self.wrap("tell", saved["trial_finished"], lambda *a, **k: True)
+
+        def undo() -> None:
+            for n, f in saved.items():
+                setattr(SearchRun, n, f)
+
+        return undo
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "calls": 0}
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return {"p50_ms": 1000 * statistics.median(ordered), "p99_ms": 1000 * p99, "calls": len(values)}
+
+
+def run_one(storage: str | None, concurrency: int, trials: int, work: Path) -> dict[str, Any]:
+    """One study of ``trials`` stub trials at ``concurrency`` on ``storage`` (None: SQLite)."""
+    import ray
+
+    from search.config import load_config
+    from search.driver import init_ray, run_search
+
+    name = f"scale-{'pg' if storage else 'sqlite'}-{concurrency}"
+    overrides = [
+        f"output_dir={work}",
+        f"study={name}",
+        f"n_trials={trials}",
+        f"concurrency={concurrency}",
+        f"resources.cpus_per_trial={2 / concurrency}",
+        "objectives=[accuracy,flops]",
+        "eval.measure_latency=false",
+        f"eval.train.epochs={EPOCHS}",
+        f"eval.seeds=[{','.join(map(str, SEEDS))}]",
+        "schedule.name=successive_halving",
+        "schedule.min_epochs=1",
+        "schedule.eta=3",
+        "max_failures=0",
+    ] + ([f"storage={storage}"] if storage else [])
+    cfg = load_config(ROOT.parent / "configs" / "quickstart.yaml", overrides)
+    timer = CallTimer()
+    undo = timer.install()
+    init_ray(None, num_cpus=2)
+    t0 = time.perf_counter()
+    try:
+        outcome = run_search(cfg, trainable=stub_trial)
+    finally:
+        undo()
+        ray.shutdown()
+    wall = time.perf_counter() - t0
+    states = Counter(t.state.name for t in outcome.study.get_trials(deepcopy=False))
+    settled = timer.finished
+    warm = settled[len(settled) // 10] if len(settled) > 10 else t0
+    steady = [t for t in settled if t > warm]
+    rate = len(steady) / (steady[-1] - warm) if len(steady) > 1 else float("nan")
+    return {
+        "storage": "postgresql" if storage else "sqlite",
+        "concurrency": concurrency,
+        "trials_settled": len(settled),
+        "complete": outcome.completed,
+        "pruned": outcome.pruned,
+        "duplicates": outcome.duplicates,
+        "states": dict(states),
+        "wall_seconds": wall,
+        "trials_per_second": rate,
+        "offered_trials_per_second": concurrency / (EPOCHS * _sleep()),
+        "calls": {k: _quantiles(v) for k, v in timer.seconds.items()},
+    }
+
+
+def _sleep() -> float:
+    import os
+
+    return float(os.environ.get("ATTNAS_STUB_SLEEP", "0.1"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--trials", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
+    ap.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    ap.add_argument("--quick", action="store_true", help="CI: 12 trials at concurrency 4, SQLite")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "scale.json")
+    args = ap.parse_args()
+    if args.quick:
+        args.trials, args.concurrency, args.no_postgres = 12, [4], True
+    console = Console()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="attnas-scale-") as tmp:
+        storages: list[str | None] = [None]
+        server = None
+        if not args.no_postgres:
+            try:
+                from tests.pg import postgres_server
+
+                server = postgres_server()
+                storages.append(server.__enter__()["url"])
+            except Exception as exc:  # no server binaries, not root: SQLite alone, said so
+                console.print(f"[yellow]PostgreSQL skipped: {exc}[/]")
+                server = None
+        try:
+            for storage in storages:
+                for concurrency in args.concurrency:
+                    work = Path(tmp) / f"{len(rows)}"
+                    row = run_one(storage, concurrency, args.trials, work)
+                    rows.append(row)
+                    console.print(
+                        f"{row['storage']} x{concurrency}: {row['trials_per_second']:.1f} "
+                        f"trials/s ({row['trials_settled']} settled in {row['wall_seconds']:.0f} s)"
+                    )
+        finally:
+            if server is not None:
+                server.__exit__(None, None, None)
+    table = Table(title=f"driver throughput, {args.trials} stub trials, successive halving")
+    for c in ("storage", "concurrency", "trials/s", "offered", "ask p50/p99 ms"):
+        table.add_column(c)
+    table.add_column("decide p50/p99 ms")
+    table.add_column("tell p50/p99 ms")
+    for r in rows:
+        c = r["calls"]
+        table.add_row(
+            r["storage"],
+            str(r["concurrency"]),
+            f"{r['trials_per_second']:.1f}",
+            f"{r['offered_trials_per_second']:.0f}",
+            *(f"{c[k]['p50_ms']:.1f} / {c[k]['p99_ms']:.1f}" for k in ("ask", "decide", "tell")),
+        )
+    console.print(table)
+    result = {
+        "trials": args.trials,
+        "epochs": EPOCHS,
+        "seeds": list(SEEDS),
+        "stub_sleep_s": _sleep(),
+    }
+    result |= {"quick": args.quick, "runs": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
