@@ -63,6 +63,12 @@ def full_recipe(cfg: EvalConfig, *, epochs: int | None = None, seed: int = 0) ->
     )
 
 
+def check_recipe(cfg: EvalConfig) -> None:
+    """What only the hand-off refuses: it trains and ships exactly one network."""
+    if len(cfg.seeds) != 1:
+        raise ValueError(f"attnas train ships one network: give one seed, not {list(cfg.seeds)}")
+
+
 @dataclass(frozen=True)
 class Trained:
     """What ``train_and_hand_off`` produced."""
@@ -94,8 +100,7 @@ def train_and_hand_off(
     on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> Trained:
     """Train ``arch`` with ``cfg`` (see ``full_recipe``) into ``out``; resumable."""
-    if len(cfg.seeds) != 1:
-        raise ValueError(f"attnas train ships one network: give one seed, not {list(cfg.seeds)}")
+    check_recipe(cfg)
     out = Path(out)
     _check_folder(out, arch)
     out.mkdir(parents=True, exist_ok=True)

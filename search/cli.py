@@ -466,7 +466,7 @@ def train(
     weights (safetensors), arch.yaml, train.json, model.onnx and a model card. Resumable:
     run the same command again after a crash."""
     from evaluators import EvalConfig
-    from evaluators.handoff import full_recipe
+    from evaluators.handoff import check_recipe, full_recipe
     from search.config import apply_overrides
 
     arch, base, src, default_out = _train_source(source, pick, max_latency_ms, max_flops, config)
@@ -476,13 +476,14 @@ def train(
     )
     if set_:  # an explicit --set wins over the recipe's defaults (e.g. train.schedule)
         cfg = EvalConfig.model_validate(apply_overrides(cfg.model_dump(mode="json"), set_))
+    check_recipe(cfg)
     out = output or default_out
     from evaluators.evaluate import get_dataset
 
     get_dataset(cfg)  # a bad data dir fails here, before any progress bar is drawn
     console.print(f"training {arch.label()} for {cfg.train.epochs} epochs into {out}")
     result = _train_with_progress(arch, cfg, out, src, address)
-    table = Table(title=f"{out}: {arch.label()}")
+    table = Table(title=f"trained into {out}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     o = result.outcome

@@ -24,6 +24,9 @@ runner = CliRunner()
         ["evaluate"],
         ["validate"],
         ["fidelity"],
+        ["train"],
+        ["export"],
+        ["report"],
     ],
 )
 def test_help_everywhere(cmd):
@@ -204,3 +207,15 @@ def test_objectives_and_constraints_name_latency_targets(tmp_path):
     assert loaded.directions == ["maximize", "minimize", "minimize"]
     assert loaded.constraints.active() == {"max_latency_ms@onnxruntime": 5}
     assert [t.runtime for t in loaded.eval.latency.targets] == ["torch", "onnxruntime"]
+
+
+def test_train_refuses_bad_input_in_one_line(tmp_path):
+    missing = runner.invoke(app, ["train", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "architecture file not found" in _one_line_error(missing)
+    arch = uniform("resnet18", StageChoice(), widths=(16, 16, 32, 32), stem="cifar", in_chans=1)
+    arch.to_yaml(tmp_path / "a.yaml")
+    bad = runner.invoke(app, ["train", str(tmp_path / "a.yaml"), "--dataset", "mnist"])
+    assert bad.exit_code == 2 and "unknown dataset 'mnist'; allowed: digits" in _one_line_error(bad)
+    seeds = runner.invoke(app, ["train", str(tmp_path / "a.yaml"), "--set", "seeds=[0,1]"])
+    assert seeds.exit_code == 2 and "ships one network" in _one_line_error(seeds)
+    assert not (tmp_path / "trained").exists()

@@ -120,3 +120,31 @@ def test_timm_entrypoint_names_what_it_refuses(tmp_path):
         timm.create_model("attnas", arch=str(tmp_path / "a.yaml"), drop_path_rate=0.1)
     untrained = timm.create_model("attnas", arch=str(tmp_path / "a.yaml"), drop_rate=0.0)
     assert untrained.eval()(torch.randn(1, 1, 8, 8)).shape == (1, 10)
+
+
+def test_timm_scripts_run_through_the_launcher_see_the_attnas_model(tmp_path):
+    import subprocess
+    import sys
+
+    ARCH.to_yaml(tmp_path / "a.yaml")
+    script = tmp_path / "train.py"  # stands in for timm's train.py: it imports no plugin
+    script.write_text(
+        "import sys, timm\n"
+        "name, kwargs = sys.argv[sys.argv.index('--model') + 1], sys.argv[-1]\n"
+        "model = timm.create_model(name, arch=kwargs.split('=', 1)[1])\n"
+        "print('built', type(model).__name__, sum(p.numel() for p in model.parameters()))\n"
+    )
+    args = [str(script), "--model", "attnas", "--model-kwargs", f"arch={tmp_path / 'a.yaml'}"]
+    bare = subprocess.run([sys.executable, *args], capture_output=True, text=True)
+    assert bare.returncode != 0 and "Unknown model (attnas)" in bare.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "spaces.timm_model", *args], capture_output=True, text=True
+    )
+    params = sum(p.numel() for p in build_model(ARCH).parameters())
+    assert run.returncode == 0 and f"built ResNet {params}" in run.stdout, run.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "spaces.timm_model", str(tmp_path / "nope.py")],
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode != 0 and "timm script not found" in missing.stderr

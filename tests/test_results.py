@@ -245,3 +245,25 @@ def test_train_the_knee_kill_resume_and_load_it_everywhere(small_study, tmp_path
     # the same normalisation as training: (pixels / 255 - mean) / std
     mean, std = a["normalisation"]["mean"][0], a["normalisation"]["std"][0]
     assert torch.allclose(image[0, 0], (torch.from_numpy(pixels) / 255 - mean) / std, atol=1e-5)
+
+
+def test_train_runs_as_one_task_on_a_ray_cluster(small_study, ray_cluster, tmp_path):
+    import subprocess
+    import sys
+
+    from spaces import load_trained
+
+    arch_file = tmp_path / "knee.yaml"
+    exported = runner.invoke(
+        app, ["export", str(small_study.study_dir), "--pick", "knee", "-o", str(arch_file)]
+    )
+    assert exported.exit_code == 0, exported.output
+    out = tmp_path / "on-cluster"
+    cmd = [sys.executable, "-m", "search.cli", "train", str(arch_file)]
+    cmd += ["--config", str(small_study.study_dir / "config.yaml"), "--epochs", "1"]
+    cmd += ["--address", ray_cluster, "-o", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = json.loads((out / "train.json").read_text())
+    assert len(record["epochs"]) == 1 and record["source"] is None
+    assert load_trained(out)(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
