@@ -28,6 +28,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/samplers.py
 	$(BIN)/python bench/multifidelity.py
 	$(BIN)/python bench/targets.py
+	$(BIN)/python bench/live_halving.py
+	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/report.py
 
 # On a machine with a GPU: the CUDA path in a few minutes (bench/results/gpu_check.json).

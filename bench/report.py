@@ -451,6 +451,69 @@ def live_halving(r: dict[str, Any]) -> str:
     )
 
 
+def scale(r: dict[str, Any]) -> str:
+    rows = [
+        [
+            x["storage"],
+            x["concurrency"],
+            x["trials_settled"],
+            f"{x['trials_per_second']:.1f}",
+            f"{x['offered_trials_per_second']:.0f}",
+            *(
+                f"{x['calls'][k]['p50_ms']:.1f} / {x['calls'][k]['p99_ms']:.1f}"
+                for k in ("ask", "decide", "tell")
+            ),
+        ]
+        for x in r["runs"]
+    ]
+    best = max(x["trials_per_second"] for x in r["runs"])
+    levels = " and ".join(str(c) for c in sorted({x["concurrency"] for x in r["runs"]}))
+    # A dispatched trial trains rung 1 (1 epoch) and, for 1 in eta, on to the last rung.
+    epochs_per_trial = (2 / 3) * 1 + (1 / 3) * r["epochs"]
+    fed = best * epochs_per_trial * 60
+    top = max(r["runs"], key=lambda x: x["trials_per_second"])
+    if best < 0.8 * top["offered_trials_per_second"]:
+        verdict = (
+            f"The driver saturates at about {best:.1f} trials/s ({top['storage']}, "
+            f"concurrency {top['concurrency']}), below the {top['offered_trials_per_second']:.0f}/s "
+            "the stub workers offer."
+        )
+    else:
+        verdict = f"The driver kept up with what the workers offered (up to {best:.1f} trials/s)."
+    verdict += (
+        f" A real dispatched trial trains about {epochs_per_trial:.2f} epochs under this "
+        f"schedule, so at one minute per GPU epoch {best:.1f} trials/s keeps about {fed:.0f} "
+        "GPUs busy."
+    )
+    return "\n".join(
+        [
+            f"About {r['trials']} stub trials per run (no training: fixed costs, made-up accuracies, "
+            f"{r['stub_sleep_s']} s per epoch) through the real driver with successive halving "
+            f"(rungs at 1 and {r['epochs']} epochs, eta 3, {len(r['seeds'])} seeds); "
+            f"concurrency {levels} on 2 cores with fractional CPUs per trial. Trials/s is "
+            "measured after the first 10% (while Ray starts its actors); offered is what the "
+            "workers could take if the driver never made them wait. Call times are the driver's "
+            "own, p50 / p99 in ms.",
+            "",
+            _table(
+                [
+                    "storage",
+                    "concurrency",
+                    "trials",
+                    "trials/s",
+                    "offered/s",
+                    "ask",
+                    "decide",
+                    "tell",
+                ],
+                rows,
+            ),
+            "",
+            verdict,
+        ]
+    )
+
+
 def targets(r: dict[str, Any]) -> str:
     parts = [
         f"latency_rel on each target at {r['resolution']} px and with eager PyTorch at the "
@@ -525,6 +588,7 @@ SECTIONS = {
     "fidelity": ("Short-schedule fidelity", fidelity, "bench/fidelity.py"),
     "multifidelity": ("Successive halving", multifidelity, "bench/multifidelity.py"),
     "live_halving": ("Successive halving, live", live_halving, "bench/live_halving.py"),
+    "scale": ("Driver throughput at cluster scale", scale, "bench/scale.py"),
     "targets": ("Deployment targets", targets, "bench/targets.py"),
     "gpu_check": ("GPU check", gpu_check, "bench/gpu_check.py (on a machine with a GPU)"),
 }

