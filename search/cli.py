@@ -24,13 +24,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
+# Plain click help (rich_markup_mode=None): rich's panels show flags as taking a "<bool>"
+# value they refuse, and box-draw into logs and pipes.
 app = typer.Typer(
     help="Search where and which attention modules go in a CNN.",
     no_args_is_help=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-space_app = typer.Typer(help="Inspect a search space.", no_args_is_help=True)
+space_app = typer.Typer(help="Inspect a search space.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(space_app, name="space")
 console = Console(stderr=False)
 err = Console(stderr=True)
@@ -39,6 +42,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a config key: --set eval.train.epochs=3 (repeatable)."),
+]
+# Commands that score one architecture take evaluation keys only (no ``eval.`` prefix).
+EvalSetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override an evaluation key: --set train.epochs=3 (repeatable)."),
 ]
 
 
@@ -97,8 +105,9 @@ def _counter(what: str) -> Progress:
 
 
 def _run_overrides(set_: list[str] | None, **options: Any) -> list[str]:
-    """``--set`` items, then the dedicated options that were given, as config overrides."""
-    return list(set_ or []) + [f"{k}={v}" for k, v in options.items() if v]
+    """``--set`` items, then the dedicated options that were given, as config overrides (a
+    given 0 included: ``--n-trials 0`` must reach the config's check, not vanish)."""
+    return list(set_ or []) + [f"{k}={v}" for k, v in options.items() if v is not None]
 
 
 def _run(cfg: Any, *, resume: bool = False) -> None:
@@ -316,7 +325,7 @@ def evaluate(
             "epoch, a finished one is reused (checked against the architecture and settings)."
         ),
     ] = None,
-    set_: SetOpt = None,
+    set_: EvalSetOpt = None,
 ) -> None:
     """Train and measure one architecture; prints a metrics table."""
     from evaluators import EvalConfig, eval_dir
@@ -403,8 +412,14 @@ def export(
         bool, typer.Option("--onnx", help="Also write an ONNX model (deploy form).")
     ] = False,
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="Output file (.yaml/.json) or folder.")
-    ] = Path("best.yaml"),
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output file (.yaml/.json; default best.yaml), or with --front a folder "
+            "(default front/).",
+        ),
+    ] = None,
 ) -> None:
     """Write a chosen architecture as a config that build_model and `attnas evaluate` load."""
     from results.export import export_front, export_pick
@@ -413,10 +428,15 @@ def export(
 
     study = open_study(load_study_config(study_dir), must_exist=True)
     if front:
-        written = export_front(study, output, onnx=onnx)
+        written = export_front(study, output or Path("front"), onnx=onnx)
     else:
         written = export_pick(
-            study, pick, output, onnx=onnx, max_latency_ms=max_latency_ms, max_flops=max_flops
+            study,
+            pick,
+            output or Path("best.yaml"),
+            onnx=onnx,
+            max_latency_ms=max_latency_ms,
+            max_flops=max_flops,
         )
     for path in written:
         console.print(f"wrote {path}")
@@ -457,10 +477,7 @@ def train(
     address: Annotated[
         str | None, typer.Option(help="Run as one task on this Ray cluster (shared -o folder).")
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override an eval setting: --set train.ema_decay=0.999."),
-    ] = None,
+    set_: EvalSetOpt = None,
 ) -> None:
     """Train the chosen architecture with a full-length recipe and write a folder to ship:
     weights (safetensors), arch.yaml, train.json, model.onnx and a model card. Resumable:

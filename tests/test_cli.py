@@ -32,6 +32,32 @@ runner = CliRunner()
 def test_help_everywhere(cmd):
     result = runner.invoke(app, [*cmd, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
+    # flags are shown as flags, not as options taking a value they would refuse
+    assert "<bool>" not in result.output
+
+
+def test_zero_budgets_are_refused_not_ignored(tmp_path):
+    for flag in ("--n-trials", "--timeout"):
+        result = runner.invoke(app, ["search", "--set", f"output_dir={tmp_path}", flag, "0"])
+        name = "n_trials" if flag == "--n-trials" else "timeout_s"
+        assert name in _one_line_error(result)
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_evaluate_help_example_runs(tmp_path):
+    import re
+
+    example = re.search(r"--set (\S+=\S+)", runner.invoke(app, ["evaluate", "--help"]).output)
+    assert example is not None
+    arch = uniform("resnet18", StageChoice(), widths=(16, 16, 32, 32), stem="cifar", in_chans=1)
+    arch = arch.model_copy(update={"image_size": 8})
+    arch.to_yaml(tmp_path / "a.yaml")
+    result = runner.invoke(
+        app,
+        ["evaluate", str(tmp_path / "a.yaml"), "--set", example.group(1)]
+        + ["--set", "latency.repeats=3", "--set", "latency.max_seconds=0.3"],
+    )
+    assert result.exit_code == 0, result.output
 
 
 def _one_line_error(result) -> str:

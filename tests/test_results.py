@@ -71,6 +71,13 @@ def test_onnx_matches_pytorch(small_study, tmp_path):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_front_export_without_output_writes_a_front_folder(small_study, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["export", str(small_study.study_dir), "--front"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "front" / "pareto.csv").is_file() and not (tmp_path / "best.yaml").exists()
+
+
 def test_front_export_and_caps(small_study, tmp_path):
     result = runner.invoke(
         app, ["export", str(small_study.study_dir), "--front", "-o", str(tmp_path / "front")]
