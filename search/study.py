@@ -35,15 +35,46 @@ class StudyLockedError(RuntimeError):
     pass
 
 
+def _credentials(url: str) -> tuple[str, str, str | None, str] | None:
+    """(``scheme://``, user, password or None, ``host...``) of a URL with credentials, else
+    None. The credentials end at the *last* ``@`` before any query: a password may hold
+    ``@``, ``:`` or ``/`` unencoded, and a user may be empty (``postgresql://:pw@host``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.startswith("sqlite"):
+        return None
+    at = rest.partition("?")[0].rfind("@")
+    if at < 0:
+        return None
+    user, colon, password = rest[:at].partition(":")
+    return f"{scheme}://", user, password if colon else None, rest[at + 1 :]
+
+
 def mask_url(url: str) -> str:
     """Hide a password in a storage URL for display: postgresql://user:***@host/db."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    parts = _credentials(url)
+    if parts is None or parts[2] is None:
+        return url
+    prefix, user, _, host = parts
+    return f"{prefix}{user}:***@{host}"
+
+
+def hide_password(text: str, url: str) -> str:
+    """``text`` (a driver's error message, say) with ``url``'s password masked wherever it
+    appears, the URL itself included."""
+    parts = _credentials(url)
+    password = parts[2] if parts else None
+    text = text.replace(url, mask_url(url))
+    return text.replace(password, "***") if password else text
 
 
 def strip_password(url: str) -> str:
     """The URL without its password, for files: libpq then takes the password from
     PGPASSWORD or ~/.pgpass, and a copied study folder leaks nothing."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1@", url)
+    parts = _credentials(url)
+    if parts is None or parts[2] is None:
+        return url
+    prefix, user, _, host = parts
+    return f"{prefix}{user}@{host}" if user else f"{prefix}{host}"
 
 
 @dataclass
@@ -84,10 +115,12 @@ def _pg_lock(url: str, study: str) -> _PgLock:
     import sqlalchemy as sa
 
     try:
-        conn = sa.create_engine(url, poolclass=sa.pool.NullPool).connect()
+        conn = sa.create_engine(with_driver(url), poolclass=sa.pool.NullPool).connect()
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"cannot open storage {mask_url(url)}: {mask_url(first)}") from None
+        raise ConfigError(
+            f"cannot open storage {mask_url(url)}: {hide_password(first, url)}"
+        ) from None
     key = _advisory_key(study)
     got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
     conn.commit()
@@ -151,7 +184,30 @@ _OPEN_ATTEMPTS = 5
 _SCHEMA_RACE = re.compile(r"already exists|UNIQUE constraint failed: alembic_version")
 
 
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def with_driver(url: str) -> str:
+    """A plain ``postgresql://`` URL with the PostgreSQL driver that is installed: SQLAlchemy
+    2.1 maps the bare scheme to psycopg 3, while attnas[postgres] installs psycopg2, and its
+    "Failed to import DB access module" names neither."""
+    if not url.startswith("postgresql://"):
+        return url
+    if _installed("psycopg"):
+        return url.replace("postgresql://", "postgresql+psycopg://", 1)
+    if _installed("psycopg2"):
+        return url.replace("postgresql://", "postgresql+psycopg2://", 1)
+    raise ConfigError(
+        f"storage {mask_url(url)} needs a PostgreSQL driver: pip install 'attnas[postgres]' "
+        "(psycopg2) or psycopg"
+    )
+
+
 def connect_storage(url: str) -> optuna.storages.BaseStorage:
+    url = with_driver(url)
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if (
@@ -172,7 +228,9 @@ def connect_storage(url: str) -> optuna.storages.BaseStorage:
             if _SCHEMA_RACE.search(first) and attempt + 1 < _OPEN_ATTEMPTS:
                 time.sleep(0.2 * (attempt + 1))
                 continue
-            raise ConfigError(f"cannot open storage {mask_url(url)}: {mask_url(first)}") from None
+            raise ConfigError(
+                f"cannot open storage {mask_url(url)}: {hide_password(first, url)}"
+            ) from None
     raise AssertionError("unreachable")
 
 
