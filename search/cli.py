@@ -114,13 +114,15 @@ def _run(cfg: Any, *, resume: bool = False) -> None:
     from evaluators.data import check_data_dir
     from results.summary import front_table
     from search.driver import check_ray_address, run_search
-    from search.study import check_existing, mask_url
+    from search.paths import StudyPaths
+    from search.study import check_existing, check_unlocked, mask_url
 
     check_ray_address(cfg.ray_address)  # nobody listening: one line, nothing written
     check_data_dir(cfg.eval.dataset, cfg.eval.data_dir, cfg.eval.download)
     if cfg.storage is None:
         cfg.study_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
     check_existing(cfg)  # corrupt or unreachable storage, another config or folder: no output
+    check_unlocked(StudyPaths(cfg.study_dir), cfg.study, cfg.storage_url)  # another driver
     console.print(
         f"study [bold]{cfg.study}[/] in {cfg.study_dir} (storage {mask_url(cfg.storage_url)})"
     )
@@ -204,15 +206,16 @@ def status(study_dir: Annotated[Path, typer.Argument(help="The study folder.")])
     from results.rungs import RUNG_COLUMNS, rung_summaries, rung_table_rows
     from results.summary import front_table, recent_failures, state_counts
     from search.configio import load_study_config
-    from search.study import open_study
+    from search.study import TARGET_ATTR, open_study
 
     cfg = load_study_config(study_dir)
     study = open_study(cfg, must_exist=True)
     counts = state_counts(study)
+    target = study.user_attrs.get(TARGET_ATTR, cfg.n_trials)
     console.print(
         f"study [bold]{cfg.study}[/]: "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
-        + f" (target {cfg.n_trials} architectures)"
+        + f" (target {target} architectures)"
     )
     console.print(front_table(study))
     rungs = rung_summaries(study)

@@ -41,7 +41,7 @@ from results.record import RECORD_ATTR, RungResult, TrialRecord, read_record
 from search.config import SearchConfig
 from search.halving import RungEntry, promotes, rung_order
 from search.paths import StudyPaths
-from search.study import acquire_lock, claim_folder, open_or_create
+from search.study import TARGET_ATTR, acquire_lock, claim_folder, open_or_create
 from spaces import ArchConfig, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -703,6 +703,7 @@ def run_search(
     try:
         study, created = open_or_create(cfg, must_exist=resume)
         moved = claim_folder(paths, cfg, study, created)
+        study.set_user_attr(TARGET_ATTR, cfg.n_trials)  # what `attnas status` shows
         run = SearchRun(cfg, study, SearchSpace(cfg.space), paths, on_progress)
         run.reconcile()
         run.enqueue_baselines()

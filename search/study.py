@@ -133,6 +133,51 @@ def _pg_lock(url: str, study: str) -> _PgLock:
     return _PgLock(conn, key)
 
 
+def lock_holder(path: Path) -> str | None:
+    """Who holds the flock on ``path``, from the kernel's own table (/proc/locks): the
+    process that holds it, whatever pid the file says (a holder may have been forked from
+    the one that wrote it). None when nobody does; the file's text where /proc is absent."""
+    try:
+        inode = path.stat().st_ino
+        table = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return path.read_text().strip() or "unknown" if path.is_file() else None
+    for line in table:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (or with "->" for a waiter)
+        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
+            continue
+        if fields[5].rsplit(":", 1)[-1] == str(inode):
+            pid = fields[4]
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                what = command.decode(errors="replace").strip()[:80]
+            except OSError:
+                what = "?"
+            return f"pid {pid} on {os.uname().nodename}: {what}"
+    return None
+
+
+def _locked(study: str, holder: str | None) -> StudyLockedError:
+    return StudyLockedError(
+        f"study {study} is locked by another driver ({holder or 'unknown'}); "
+        "wait for it or stop it first"
+    )
+
+
+def check_unlocked(paths: StudyPaths, study: str, storage_url: str | None = None) -> None:
+    """Refuse, before anything is printed, a study another driver is running (SQLite: the
+    folder's flock; PostgreSQL storage is checked when the driver takes its lock)."""
+    if storage_url and storage_url.startswith("postgresql") or not paths.lock.is_file():
+        return
+    with open(paths.lock) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _locked(study, lock_holder(paths.lock)) from None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def acquire_lock(paths: StudyPaths, study: str, storage_url: str | None = None) -> DriverLock:
     """A PostgreSQL advisory lock on the study's name for PostgreSQL storage (drivers may run
     on different hosts, from copies of the folder), an exclusive flock on the study folder
@@ -144,12 +189,8 @@ def acquire_lock(paths: StudyPaths, study: str, storage_url: str | None = None) 
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        handle.seek(0)
-        owner = handle.read().strip() or "unknown"
         handle.close()
-        raise StudyLockedError(
-            f"study {study} is locked by another driver ({owner}); wait for it or stop it first"
-        ) from None
+        raise _locked(study, lock_holder(paths.lock)) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
@@ -182,6 +223,10 @@ def make_sampler(cfg: SearchConfig) -> BaseSampler:
 
 _OPEN_ATTEMPTS = 5
 _SCHEMA_RACE = re.compile(r"already exists|UNIQUE constraint failed: alembic_version")
+
+
+# The study's current target: n_trials of its latest launch (a resume may raise it).
+TARGET_ATTR = "attnas:n_trials"
 
 
 def _installed(module: str) -> bool:

@@ -245,3 +245,28 @@ def test_train_refuses_bad_input_in_one_line(tmp_path):
     seeds = runner.invoke(app, ["train", str(tmp_path / "a.yaml"), "--set", "seeds=[0,1]"])
     assert seeds.exit_code == 2 and "ships one network" in _one_line_error(seeds)
     assert not (tmp_path / "trained").exists()
+
+
+def test_a_refused_second_driver_prints_one_line_naming_the_real_holder(tmp_path):
+    import subprocess
+    import sys
+
+    from search.paths import StudyPaths
+
+    lock = StudyPaths(tmp_path / "quickstart").lock
+    lock.parent.mkdir(parents=True)
+    lock.write_text("pid 1 on elsewhere")  # stale text: the holder never wrote its own
+    code = "import fcntl, sys, time; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
+    code += "print('held', flush=True); time.sleep(120)"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(lock)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = runner.invoke(app, ["search", "--set", f"output_dir={tmp_path}"])
+        line = _one_line_error(result)  # no header, no progress bar: the error alone
+        assert f"locked by another driver (pid {holder.pid} on " in line, line
+        assert "pid 1 on elsewhere" not in line
+    finally:
+        holder.kill()
+        holder.wait()

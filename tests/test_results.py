@@ -274,3 +274,14 @@ def test_train_runs_as_one_task_on_a_ray_cluster(small_study, ray_cluster, tmp_p
     record = json.loads((out / "train.json").read_text())
     assert len(record["epochs"]) == 1 and record["source"] is None
     assert load_trained(out)(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+
+
+def test_status_shows_the_target_of_the_latest_launch(small_study):
+    status = runner.invoke(app, ["status", str(small_study.study_dir)])
+    assert status.exit_code == 0 and "(target 6 architectures)" in status.output
+    # a launch with another budget (here one already met: nothing is trained) is the target now
+    resumed = runner.invoke(app, ["resume", str(small_study.study_dir), "--n-trials", "5"])
+    assert resumed.exit_code == 0, resumed.output
+    status = runner.invoke(app, ["status", str(small_study.study_dir)])
+    assert "(target 5 architectures)" in status.output, status.output
+    runner.invoke(app, ["resume", str(small_study.study_dir), "--n-trials", "6"])
