@@ -160,7 +160,11 @@ def baseline_sources(study: optuna.Study, df: pd.DataFrame) -> dict[str, str]:
 
 
 def report_html(
-    df: pd.DataFrame, names: list[str], path: Path, sources: dict[str, str] | None = None
+    df: pd.DataFrame,
+    names: list[str],
+    path: Path,
+    sources: dict[str, str] | None = None,
+    figures: list[str] | None = None,
 ) -> Path:
     import plotly.express as px
 
@@ -215,8 +219,31 @@ def report_html(
             f"<tr><th>baseline</th><th>source (paper; table; settings)</th></tr>{papers}</table>"
         )
     page = fig.to_html(include_plotlyjs=True, full_html=True)
-    path.write_text(page.replace("</body>", verdict + "</body>"))
+    extra = _front_table_html(ok, names) + verdict + _links_html(path.parent, figures or [])
+    path.write_text(page.replace("</body>", extra + "</body>"))
     return path
+
+
+def _front_table_html(ok: pd.DataFrame, names: list[str]) -> str:
+    """The Pareto front as a table: what a reader copies from, not hovers for."""
+    front = ok[ok["is_pareto"]].drop_duplicates("arch_hash").sort_values(cost_column(ok, names))
+    columns = ["number", *names, "label", "baseline", "flops", "params"]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(row.get(c)))}</td>" for c in columns) + "</tr>"
+        for _, row in front.iterrows()
+    )
+    return (
+        f"<h2>The Pareto front ({len(front)} architectures)</h2>"
+        f"<table border=1 cellpadding=4><tr>{head}</tr>{body}</table>"
+    )
+
+
+def _links_html(folder: Path, figures: list[str]) -> str:
+    items = "".join(
+        f'<li><a href="{html.escape(name)}">{html.escape(name)}</a></li>' for name in figures
+    )
+    return f"<h2>The other figures and tables in {html.escape(folder.name)}/</h2><ul>{items}</ul>"
 
 
 def hypervolume_png(
@@ -240,7 +267,16 @@ def hypervolume_png(
     return path, [float(x) for x in ref]
 
 
-def stages_png(df: pd.DataFrame, path: Path) -> Path:
+def stage_label(attention: str, position: str, variant: object = None) -> str:
+    """``ela-B@post``: the type (with the ELA variant, which is a different module) and where."""
+    if attention == "none":
+        return "none"
+    name = f"ela-{variant}" if attention == "ela" and isinstance(variant, str) else attention
+    return f"{name}@{position}"
+
+
+def stage_counts(df: pd.DataFrame) -> dict[int, pd.Series]:
+    """Per stage, how many distinct front architectures use each type@position."""
     front = df[df["is_pareto"]].drop_duplicates("arch_hash")
     stages = sorted(
         {
@@ -249,15 +285,27 @@ def stages_png(df: pd.DataFrame, path: Path) -> Path:
             if c.startswith("stage") and c.endswith("_attention")
         }
     )
-    fig, axes = plt.subplots(1, len(stages), figsize=(3.2 * len(stages), 3.6), dpi=120, sharey=True)
-    axes = np.atleast_1d(axes)
-    for ax, i in zip(axes, stages, strict=True):
+    counts = {}
+    for i in stages:
         labels = [
-            a if a == "none" else f"{a}@{p}"
-            for a, p in zip(front[f"stage{i}_attention"], front[f"stage{i}_position"], strict=True)
+            stage_label(a, p, v)
+            for a, p, v in zip(
+                front[f"stage{i}_attention"],
+                front[f"stage{i}_position"],
+                front[f"stage{i}_variant"],
+                strict=True,
+            )
         ]
-        counts = pd.Series(labels).value_counts().sort_values()
-        ax.barh(counts.index, counts.values, color="steelblue")
+        counts[i] = pd.Series(labels, dtype=object).value_counts().sort_values()
+    return counts
+
+
+def stages_png(df: pd.DataFrame, path: Path) -> Path:
+    counts = stage_counts(df)
+    fig, axes = plt.subplots(1, len(counts), figsize=(3.2 * len(counts), 3.6), dpi=120, sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, (i, c) in zip(axes, counts.items(), strict=True):
+        ax.barh(c.index, c.values, color="steelblue")
         ax.set_title(f"stage {i}")
         ax.set_xlabel("front members")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -274,6 +322,8 @@ def _md(label: str) -> str:
 
 
 def _fmt(v: object) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, float):
         return "-" if np.isnan(v) else f"{v:.4g}"
     return str(v)
@@ -410,20 +460,18 @@ def summary_md(
     return "\n".join(lines)
 
 
-def write_report(study: optuna.Study, out_dir: Path, trials_dir: Path | None = None) -> list[Path]:
-    """Write the report into ``out_dir`` and the trial table into ``trials_dir`` (the study's
-    folder: ``runs/<study>/trials.csv``)."""
+def write_report(study: optuna.Study, out_dir: Path) -> list[Path]:
+    """Write the report, the trial table (``trials.csv``) included, into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     df = trials_frame(study)
     if df.empty or not df["feasible"].any():
         raise ValueError("the study has no feasible complete trials to report")
     names = objective_names(study)
-    written = [write_trials(study, trials_dir or out_dir)]
+    written = [write_trials(study, out_dir)]
     written.append(pareto_png(df, names, out_dir / "pareto.png"))
     for target, view in target_frames(df, names).items():
         written.append(pareto_png(view, [ACCURACY, f"latency_rel@{target}"],
                                   out_dir / f"pareto_{target}.png"))  # fmt: skip
-    written.append(report_html(df, names, out_dir / "report.html", baseline_sources(study, df)))
     hv_path, ref = hypervolume_png(df, names, _directions(study), out_dir / "hypervolume.png")
     written.append(hv_path)
     written.append(stages_png(df, out_dir / "stages.png"))
@@ -432,4 +480,7 @@ def write_report(study: optuna.Study, out_dir: Path, trials_dir: Path | None = N
     md = out_dir / "summary.md"
     md.write_text(summary_md(study, df, names, ref, validation))
     written.append(md)
+    others = [p.name for p in written] + (["validate.json"] if validation else [])
+    html_path = out_dir / "report.html"
+    written.append(report_html(df, names, html_path, baseline_sources(study, df), others))
     return written

@@ -619,9 +619,7 @@ def report(
     from search.study import open_study
 
     study = open_study(load_study_config(study_dir), must_exist=True)
-    for path in write_report(
-        study, output or Path(study_dir) / "report", trials_dir=Path(study_dir)
-    ):
+    for path in write_report(study, output or Path(study_dir) / "report"):
         console.print(f"wrote {path}")
 
 

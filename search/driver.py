@@ -594,6 +594,14 @@ class _StudySearcher(_Unpicklable, Searcher):
     ) -> None:
         self.run.trial_finished(trial_id, result, error)
 
+    # The study in storage is the searcher's whole state: Tune's searcher checkpoints have
+    # nothing to hold (and Tune warns on every launch when these are not implemented).
+    def save(self, checkpoint_path: str) -> None:
+        return None
+
+    def restore(self, checkpoint_path: str) -> None:
+        return None
+
 
 class _StopOnRequest(_Unpicklable, Stopper):
     def __init__(self, run: SearchRun) -> None:
@@ -631,6 +639,14 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
         return
     check_ray_address(address)
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    # Ray 2.60 announces on every local start that token authentication is on by default;
+    # it stays on (a local cluster open to anyone on the network runs arbitrary code), and
+    # the notice stays out of the terminal. Real warnings from that module still show.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+        lambda record: (
+            "Token authentication is enabled for this Ray cluster" not in record.getMessage()
+        )
+    )
     try:
         ray.init(
             address=address,

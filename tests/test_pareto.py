@@ -422,3 +422,17 @@ def test_a_version_1_record_reads_as_the_current_one_without_rungs(study: optuna
     _add(study, [0.5, 1.0], old)
     record = read_record(study.trials[-1])
     assert record is not None and record.rungs == [] and record.version == 2
+
+
+def test_the_stage_chart_tells_ela_variants_apart() -> None:
+    from results.report import stage_counts
+
+    s = optuna.create_study(directions=["maximize", "minimize"])
+    for variant, acc, lat in (("B", 0.9, 1.2), ("S", 0.95, 1.3), ("S", 0.97, 1.4)):
+        attrs = _driven("ela", acc, lat, [0.0])
+        attrs["record"]["arch"]["stages"][0]["variant"] = variant
+        attrs["record"]["arch_hash"] = f"ela-{variant}-{acc}"
+        _add(s, [acc, lat], attrs)
+    counts = stage_counts(trials_frame(s))
+    assert counts[0].to_dict() == {"ela-B@post": 1, "ela-S@post": 2}
+    assert counts[1].to_dict() == {"none": 3}

@@ -117,9 +117,14 @@ def test_validate_then_report(small_study):
     result = runner.invoke(app, ["report", str(study_dir)])
     assert result.exit_code == 0, result.output
     report = study_dir / "report"
-    for name in ("pareto.png", "report.html", "hypervolume.png", "stages.png", "summary.md"):
+    names = ("pareto.png", "report.html", "hypervolume.png", "stages.png", "summary.md")
+    for name in (*names, "trials.csv"):
         assert (report / name).is_file(), name
-    assert (study_dir / "trials.csv").is_file()
+    assert not (study_dir / "trials.csv").exists()  # in report/, as the README says
+    page = (report / "report.html").read_text()
+    assert "<h2>The Pareto front (" in page and "<th>accuracy</th>" in page
+    for name in ("pareto.png", "hypervolume.png", "stages.png", "summary.md", "trials.csv"):
+        assert f'<a href="{name}">' in page, name
     md = (report / "summary.md").read_text()
     assert "## Pareto front" in md and "Held-out validation (2 seeds" in md
     assert "best baseline" in md

@@ -292,7 +292,7 @@ def test_a_search_optimises_a_named_deployment_target(tmp_path, ray_cluster):
     # The report shows one front per target: the optimised one, and torch's beside it.
     from results.report import write_report
 
-    written = {p.name for p in write_report(study, tmp_path / "report", tmp_path)}
+    written = {p.name for p in write_report(study, tmp_path / "report")}
     assert {"pareto.png", "pareto_torch.png"} <= written
     md = (tmp_path / "report" / "summary.md").read_text()
     assert "## Front on latency target `torch` (measured, not optimised)" in md
