@@ -46,6 +46,8 @@ LONG_RECIPE = {
     "warmup_fraction": 0.2,
     "weight_decay": 5e-4,
     "optimizer": "sgd",
+    # Pinned too, so that a short recipe without augmentation leaves the long one alone.
+    "augment": True,
 }
 
 

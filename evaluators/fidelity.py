@@ -74,7 +74,10 @@ class FidelityPlan:
         return EvalConfig.model_validate(settings | {"seeds": [seed], "measure_latency": False})
 
     def latency_config(self) -> EvalConfig:
-        return EvalConfig.model_validate(self.short | {"measure_latency": True})
+        """The timing's settings: the short schedule's data and latency settings with default
+        training settings, since training never changes what is timed (a built network at
+        seed 0). One timing per architecture then serves every short recipe compared."""
+        return EvalConfig.model_validate(self.short | {"measure_latency": True, "train": {}})
 
     def runs(self) -> list[tuple[ArchConfig, str, int]]:
         return [
