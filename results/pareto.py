@@ -83,8 +83,9 @@ def _loss_and_valid(values: np.ndarray, directions: Sequence[str]) -> tuple[np.n
 
 
 # -- non-dominated sorting ---------------------------------------------------------------------
-def _ranks_numpy(loss: np.ndarray) -> np.ndarray:
-    """Fallback non-dominated sort by peeling fronts off an O(n^2) dominance matrix."""
+def _ranks(loss: np.ndarray) -> np.ndarray:
+    """Non-dominated sort by peeling fronts off an O(n^2) dominance matrix: ours, tested
+    against brute force, rather than Optuna's private ``_fast_non_domination_rank``."""
     n = loss.shape[0]
     ranks = np.full(n, -1, dtype=int)
     if n == 0:
@@ -101,14 +102,6 @@ def _ranks_numpy(loss: np.ndarray) -> np.ndarray:
         remaining &= ~front
         rank += 1
     return ranks
-
-
-def _ranks(loss: np.ndarray) -> np.ndarray:
-    try:
-        from optuna.study._multi_objective import _fast_non_domination_rank
-    except ImportError:  # pragma: no cover - depends on the Optuna version
-        return _ranks_numpy(loss)
-    return np.asarray(_fast_non_domination_rank(loss), dtype=int)
 
 
 def _interval_loss(
@@ -211,8 +204,11 @@ def _check_reference(reference: Any, m: int) -> np.ndarray:
     return ref
 
 
-def _hv_numpy(loss: np.ndarray, ref: np.ndarray) -> float:
-    """Fallback exact hypervolume by slicing along the last objective (fine for small fronts)."""
+def _hv(loss: np.ndarray, ref: np.ndarray) -> float:
+    """Exact hypervolume of minimization-space points that all weakly dominate ``ref``, by
+    slicing along the last objective: ours, tested against a sweep line (2-D) and a grid
+    count (3-D), rather than Optuna's private ``optuna._hypervolume``. Fine for the fronts
+    of a search (tens of points, 2-3 objectives)."""
     if loss.shape[0] == 0:
         return 0.0
     if loss.shape[1] == 1:
@@ -224,19 +220,8 @@ def _hv_numpy(loss: np.ndarray, ref: np.ndarray) -> float:
         upper = pts[i + 1, -1] if i + 1 < pts.shape[0] else ref[-1]
         height = upper - pts[i, -1]
         if height > 0:
-            total += height * _hv_numpy(pts[: i + 1, :-1], ref[:-1])
+            total += height * _hv(pts[: i + 1, :-1], ref[:-1])
     return float(total)
-
-
-def _hv(loss: np.ndarray, ref: np.ndarray, assume_pareto: bool = False) -> float:
-    """Hypervolume of minimization-space points that all weakly dominate ``ref``."""
-    if loss.shape[0] == 0:
-        return 0.0
-    try:
-        from optuna._hypervolume import compute_hypervolume
-    except ImportError:  # pragma: no cover - depends on the Optuna version
-        return _hv_numpy(loss, ref)
-    return float(compute_hypervolume(loss, ref, assume_pareto=assume_pareto))
 
 
 def hypervolume(values: np.ndarray, directions: Sequence[str], reference: np.ndarray) -> float:
@@ -270,7 +255,7 @@ def hypervolume_history(
         p = loss[k]
         if valid[k] and (p <= ref).all() and not (front <= p).all(axis=1).any():
             front = np.vstack([front[~(p <= front).all(axis=1)], p])
-            current = _hv(front, ref, assume_pareto=True)
+            current = _hv(front, ref)
         history[k] = current
     return history
 

@@ -41,7 +41,14 @@ from results.record import RECORD_ATTR, RungResult, TrialRecord, read_record
 from search.config import SearchConfig
 from search.halving import RungEntry, promotes, rung_order
 from search.paths import StudyPaths
-from search.study import TARGET_ATTR, acquire_lock, claim_folder, open_or_create
+from search.study import (
+    TARGET_ATTR,
+    acquire_lock,
+    claim_folder,
+    frozen_by_number,
+    open_or_create,
+    trial_by_number,
+)
 from spaces import ArchConfig, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -169,10 +176,7 @@ class SearchRun:
 
     # -- bookkeeping -----------------------------------------------------------------------
     def _trial(self, number: int) -> optuna.Trial:
-        trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(
-            self.study._study_id, number
-        )
-        return optuna.Trial(self.study, trial_id)
+        return trial_by_number(self.study, number)
 
     # -- successive halving -------------------------------------------------------------------
     @staticmethod
@@ -396,7 +400,7 @@ class SearchRun:
     def _stored_dispatch(self, number: int) -> _Dispatch:
         """A trial already asked (by this or a dead driver), rebuilt from its stored record."""
         trial = self._trial(number)
-        record = read_record(self.study._storage.get_trial(trial._trial_id))
+        record = read_record(frozen_by_number(self.study, number))
         assert record is not None  # only trials with a record are queued for re-dispatch
         return _Dispatch(number, trial, record)
 

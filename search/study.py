@@ -225,6 +225,23 @@ _OPEN_ATTEMPTS = 5
 _SCHEMA_RACE = re.compile(r"already exists|UNIQUE constraint failed: alembic_version")
 
 
+# -- Optuna's private API, used here and nowhere else ------------------------------------------
+# A resumed driver must act on a trial it did not ask for (one a dead driver left RUNNING):
+# set its record and tell it. Optuna's public API reaches a trial by number only through
+# ``study.tell`` and the full ``study.trials`` list, so these two use the storage directly.
+# tests/test_storage_urls.py::test_the_private_optuna_api_we_use_still_exists fails loudly
+# when an Optuna upgrade moves it.
+def trial_by_number(study: optuna.Study, number: int) -> optuna.Trial:
+    """A live ``optuna.Trial`` handle (set attributes on it, tell it) for trial ``number``."""
+    storage, study_id = study._storage, study._study_id
+    return optuna.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, number))
+
+
+def frozen_by_number(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    """Trial ``number`` as stored, without loading every trial of the study."""
+    return study._storage.get_trial(trial_by_number(study, number)._trial_id)
+
+
 # The study's current target: n_trials of its latest launch (a resume may raise it).
 TARGET_ATTR = "attnas:n_trials"
 

@@ -77,3 +77,22 @@ def test_a_plain_postgresql_url_opens_a_study(postgres):
     plain = postgres["url"].replace("postgresql+psycopg2://", "postgresql://")
     study = optuna.create_study(study_name="plain-url", storage=connect_storage(plain))
     assert study.study_name == "plain-url"
+
+
+def test_the_private_optuna_api_we_use_still_exists(tmp_path):
+    """search.study.trial_by_number / frozen_by_number are the one place attnas touches
+    Optuna's private storage API: an upgrade that moves it fails here, not in a resume."""
+    import optuna
+
+    from search.study import frozen_by_number, trial_by_number
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}")
+    study.ask()
+    asked = study.ask()
+    handle = trial_by_number(study, 1)
+    assert isinstance(handle, optuna.Trial) and handle.number == asked.number == 1
+    handle.set_user_attr("record", {"x": 1})
+    study.tell(handle, 0.5)
+    frozen = frozen_by_number(study, 1)
+    assert frozen.user_attrs == {"record": {"x": 1}} and frozen.value == 0.5
+    assert frozen_by_number(study, 0).state == optuna.trial.TrialState.RUNNING
