@@ -137,6 +137,10 @@ def test_search_spreads_over_nodes_and_survives_a_node_death(tmp_path, two_nodes
         if len({r.node for r in done if r and r.node}) >= 2 and len(running) >= 2:
             worker.send_signal(signal.SIGTERM)  # the worker node goes away mid-trial
             killed = True
+            finished_before = {
+                t.number: list(t.values) for t in trials if t.state.name == "COMPLETE"
+            }
+            running_at_kill = len(running)
     out, _ = driver.communicate(timeout=300)
     assert killed, out
     assert driver.returncode == 0, out
@@ -145,9 +149,25 @@ def test_search_spreads_over_nodes_and_survives_a_node_death(tmp_path, two_nodes
     counted = [t for t in study.trials if t.state.name == "COMPLETE" and read_record(t).counts]
     assert len(counted) == 8 and "RUNNING" not in states, states
     failed = [read_record(t).fail_reason for t in study.trials if t.state.name == "FAIL"]
-    assert all(r for r in failed), failed  # a trial lost with its node is failed with a reason
+    # a trial lost with its node is failed with a reason (none may be, if Ray re-placed it)
+    assert all(isinstance(r, str) and r for r in failed), failed
     pairs = trained_pairs(cfg.study_dir)
+    after = {t.number: list(t.values) for t in study.trials if t.state.name == "COMPLETE"}
+    kept = [n for n, v in finished_before.items() if after.get(n) == v]
+    ledger["kills"].append(
+        {"kind": "worker-node-sigterm", "where": "mid-trial", "running": running_at_kill}
+    )
+    ledger["trials"].append(
+        {
+            "test": "multinode",
+            "finished_before": len(finished_before),
+            "kept": len(kept),
+            "counted_after": len(counted),
+            "target": 8,
+            "running_after": states.get("RUNNING", 0),
+            "trained_twice": sum(n != 1 for n in pairs.values()),
+        }
+    )
+    assert len(kept) == len(finished_before), (finished_before, after)
     assert all(n == 1 for n in pairs.values()), pairs
-    ledger["kills"].append("worker-node")
-    ledger["trials_lost"].append(0)
     ledger["tests"].append("multinode")
