@@ -40,6 +40,7 @@ from evaluators.train import SeedTrainer, TrainSettings
 from evaluators.workdir import EvalDir
 from spaces import ArchConfig, StageChoice, build_model, deploy
 from spaces.build import BUILD_VERSION
+from spaces.errors import check_choice
 
 
 class EvalConfig(BaseModel):
@@ -63,9 +64,7 @@ class EvalConfig(BaseModel):
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v: str) -> str:
-        if v not in DATASETS:
-            raise ValueError(f"unknown dataset {v!r}; allowed: {', '.join(DATASETS)}")
-        return v
+        return check_choice("dataset", v, DATASETS)
 
     @field_validator("seeds")
     @classmethod

@@ -39,6 +39,7 @@ from torch import nn
 
 from evaluators.runtimes import DTYPES, RUNTIMES, Prepared, prepare
 from spaces import deploy
+from spaces.errors import check_choice
 
 # Per-target keys that may also be given at the top of ``latency:`` as shorthand for a
 # single target (the form configs had before targets existed).
@@ -63,9 +64,7 @@ class LatencyTarget(BaseModel):
     def _from_name(cls, data: Any) -> Any:
         # `targets=[torch,onnxruntime]`: a bare name takes that runtime's defaults.
         if isinstance(data, str):
-            if data not in RUNTIMES:
-                raise ValueError(f"unknown runtime {data!r}; allowed: {', '.join(RUNTIMES)}")
-            return {"runtime": data}
+            return {"runtime": check_choice("runtime", data, RUNTIMES)}
         return data
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from evaluators import EvalConfig
 from spaces import SpaceConfig
+from spaces.errors import check_choice
 
 OBJECTIVES: dict[str, str] = {
     "accuracy": "maximize",
@@ -83,9 +84,7 @@ class SamplerConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in SAMPLERS:
-            raise ValueError(f"unknown sampler {v!r}; allowed: {', '.join(SAMPLERS)}")
-        return v
+        return check_choice("sampler", v, SAMPLERS)
 
 
 SCHEDULES = ("full", "successive_halving")
@@ -108,9 +107,7 @@ class ScheduleConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in SCHEDULES:
-            raise ValueError(f"unknown schedule {v!r}; allowed: {', '.join(SCHEDULES)}")
-        return v
+        return check_choice("schedule", v, SCHEDULES)
 
     def rungs(self, epochs: int) -> list[int]:
         """The epochs at which a searched trial is stopped or promoted (none when ``full``)."""

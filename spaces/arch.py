@@ -26,6 +26,7 @@ from spaces.attention import (
     resolve_kernel,
 )
 from spaces.backbones import BACKBONES, STEMS, BackboneSpec, get_backbone
+from spaces.errors import check_choice
 
 SCHEMA_VERSION = 1
 OPTION_FIELDS = ("kernel_size", "spatial_kernel_size", "variant", "reduction")
@@ -46,9 +47,7 @@ class StageChoice(BaseModel):
     @field_validator("attention")
     @classmethod
     def _known_attention(cls, v: str) -> str:
-        if v not in REGISTRY:
-            raise ValueError(f"unknown attention {v!r}; allowed: {', '.join(ATTENTIONS)}")
-        return v
+        return check_choice("attention", v, ATTENTIONS)
 
     @field_validator("kernel_size")
     @classmethod
@@ -67,9 +66,7 @@ class StageChoice(BaseModel):
     @field_validator("variant")
     @classmethod
     def _known_variant(cls, v: str | None) -> str | None:
-        if v is not None and v not in ELA_VARIANTS:
-            raise ValueError(f"unknown ELA variant {v!r}; allowed: {', '.join(ELA_VARIANTS)}")
-        return v
+        return v if v is None else check_choice("ELA variant", v, ELA_VARIANTS)
 
     @field_validator("reduction")
     @classmethod
@@ -128,16 +125,12 @@ class ArchConfig(BaseModel):
     @field_validator("backbone")
     @classmethod
     def _known_backbone(cls, v: str) -> str:
-        if v not in BACKBONES:
-            raise ValueError(f"unknown backbone {v!r}; allowed: {', '.join(BACKBONES)}")
-        return v
+        return check_choice("backbone", v, BACKBONES)
 
     @field_validator("stem")
     @classmethod
     def _known_stem(cls, v: str) -> str:
-        if v not in STEMS:
-            raise ValueError(f"unknown stem {v!r}; allowed: {', '.join(STEMS)}")
-        return v
+        return check_choice("stem", v, STEMS)
 
     @field_validator("num_classes", "in_chans", "image_size")
     @classmethod

@@ -15,6 +15,7 @@ from typing import Any
 from timm.layers import EcaModule, SEModule
 from torch import nn
 
+from spaces.errors import check_choice
 from spaces.modules import (
     ELA_VARIANTS,
     AuthorsCbam,
@@ -143,10 +144,7 @@ ATTENTIONS: tuple[str, ...] = tuple(REGISTRY)
 
 
 def get_spec(name: str) -> AttentionSpec:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown attention {name!r}; allowed: {', '.join(ATTENTIONS)}") from None
+    return REGISTRY[check_choice("attention", name, ATTENTIONS)]
 
 
 def complete_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -164,10 +162,8 @@ def complete_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
 def create_attention(name: str, channels: int, **options: Any) -> nn.Module:
     """Build attention ``name`` for a ``channels``-wide feature map, after validating it."""
     opts = complete_options(name, options)
-    if "variant" in opts and opts["variant"] not in ELA_VARIANTS:
-        raise ValueError(
-            f"unknown ELA variant {opts['variant']!r}; allowed: {', '.join(ELA_VARIANTS)}"
-        )
+    if "variant" in opts:
+        check_choice("ELA variant", opts["variant"], ELA_VARIANTS)
     for key in ("kernel_size",):
         if key in opts and opts[key] != AUTO:
             check_odd_kernel(key, opts[key])

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TypeVar
+
 from pydantic import ValidationError
+
+T = TypeVar("T")
+
+
+def check_choice(what: str, value: T, allowed: Iterable[object]) -> T:
+    """``value`` if it is one of ``allowed``, else the one-line error every option of attnas
+    gives: ``unknown <what> 'x'; allowed: a, b, c``."""
+    options = list(allowed)
+    if value not in options:
+        raise ValueError(f"unknown {what} {value!r}; allowed: {', '.join(map(str, options))}")
+    return value
 
 
 def describe(exc: BaseException) -> str:

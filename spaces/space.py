@@ -24,7 +24,7 @@ from spaces.arch import ArchConfig, StageChoice, check_stage_choice
 from spaces.attention import ATTENTIONS, AUTO, ELA_VARIANTS, REGISTRY, check_odd_kernel
 from spaces.backbones import STEMS, BackboneSpec, StageSpec, get_backbone
 from spaces.baselines import NONE_PROVENANCE, Provenance, placements
-from spaces.errors import describe
+from spaces.errors import check_choice, describe
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +82,13 @@ class SpaceConfig(BaseModel):
     @field_validator("stem")
     @classmethod
     def _stem(cls, v: str) -> str:
-        if v not in STEMS:
-            raise ValueError(f"unknown stem {v!r}; allowed: {', '.join(STEMS)}")
-        return v
+        return check_choice("stem", v, STEMS)
 
     @field_validator("attentions")
     @classmethod
     def _attentions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for name in v:
-            if name not in REGISTRY:
-                raise ValueError(f"unknown attention {name!r}; allowed: {', '.join(ATTENTIONS)}")
+            check_choice("attention", name, ATTENTIONS)
         if not v:
             raise ValueError("attentions: give at least one")
         return tuple(dict.fromkeys(v))
@@ -115,10 +112,7 @@ class SpaceConfig(BaseModel):
     @classmethod
     def _variants(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for name in v:
-            if name not in ELA_VARIANTS:
-                raise ValueError(
-                    f"variants: unknown ELA variant {name!r}; allowed: {', '.join(ELA_VARIANTS)}"
-                )
+            check_choice("ELA variant", name, ELA_VARIANTS)
         return v
 
     @field_validator("reductions")

@@ -36,12 +36,20 @@ def test_sampling_stops_on_precision_or_on_time_never_before_the_minimum():
     assert r.seconds >= 0.3 and r.blocks > 3
 
 
-def test_same_model_ratio_is_near_one_on_average():
-    # Not a timing assertion: the ratio of a model to itself is 1 up to noise, and it is
-    # computed from paired samples, so it cannot be off by a systematic factor like 2.
-    model = build_model(uniform("resnet18", **ARCH))
-    s = LatencySettings(repeats=9, warmup=1, min_sample_ms=0.5, max_seconds=0.5)
-    assert 0.5 < measure_latency(model, model, (1, 16, 16), s).latency_rel < 2.0
+def test_an_architecture_timed_against_a_separate_copy_of_itself_reads_one():
+    # What `attnas evaluate` does for the no-attention network: the candidate and a separately
+    # built reference (other weights, same cost), timed in interleaved blocks. The paired
+    # ratio is 1 up to noise; 0.8-1.25 is far wider than its measured spread (1-2%, see
+    # BENCHMARKS.md) and far narrower than any systematic error (a copy timed cold, a missing
+    # warm-up, the wrong model timed) would leave.
+    arch = uniform("resnet18", **ARCH)
+    candidate, reference = build_model(arch, seed=0), build_model(arch, seed=1)
+    assert candidate is not reference
+    s = LatencySettings(repeats=9, warmup=2, min_sample_ms=2, max_seconds=1.5)
+    r = measure_latency(candidate, reference, (1, 16, 16), s)
+    assert r.blocks >= 9 and r.reference_ms > 0
+    assert 0.8 < r.latency_rel < 1.25, r
+    assert r.latency_rel_ci[0] <= r.latency_rel <= r.latency_rel_ci[1]
 
 
 def test_median_interval_uses_the_order_statistics():

@@ -6,15 +6,13 @@ from spaces.backbones.base import STEMS, Backbone, BackboneSpec, StageSpec
 from spaces.backbones.convnext import CONVNEXT_POSITIONS, CONVNEXTS
 from spaces.backbones.mobilenetv2 import MOBILENETV2_POSITIONS, MOBILENETV2S
 from spaces.backbones.resnet import RESNET_POSITIONS, RESNET_STEM_WIDTH, RESNETS
+from spaces.errors import check_choice
 
 BACKBONES: dict[str, Backbone] = {b.name: b for b in (*RESNETS, *CONVNEXTS, *MOBILENETV2S)}
 
 
 def get_backbone(name: str) -> Backbone:
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        raise ValueError(f"unknown backbone {name!r}; allowed: {', '.join(BACKBONES)}") from None
+    return BACKBONES[check_choice("backbone", name, BACKBONES)]
 
 
 __all__ = [
