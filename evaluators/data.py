@@ -7,8 +7,10 @@ Every dataset is cut into three fixed parts by ``split_seed``: ``train`` (fits t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -261,29 +263,113 @@ CIFAR_FILES = {
 }
 
 
-def check_data_dir(name: str, data_dir: str | Path | None, download: bool = False) -> None:
-    """A cheap check of the layout, so a search fails before it starts, not in every trial."""
-    if name in ("digits", "clutter", "synthetic") or download:
-        return
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
-    layout = CIFAR_LAYOUT.get(name, IMAGEFOLDER_LAYOUT)
-    if data_dir is None:
-        raise DataError(f"{name} needs data_dir; expected {layout}")
-    root = Path(data_dir).expanduser()
-    if not root.is_dir():
-        raise DataError(f"{name}: data_dir {root} does not exist; expected {layout}")
-    if name in CIFAR_FILES:
-        folder, files = CIFAR_FILES[name]
-        missing = [f for f in files if not (root / folder / f).is_file()]
-        if missing:
-            raise DataError(
-                f"{name}: {root / folder} lacks {', '.join(missing)}; expected {layout}"
-            )
-        return
+@dataclass(frozen=True)
+class Request:
+    """What every loader is asked for."""
+
+    name: str
+    image_size: int
+    split_seed: int
+    val_fraction: float
+    holdout_fraction: float
+    root: Path | None  # the user's data_dir (None for the embedded datasets)
+    download: bool
+
+    def finish(self, images: torch.Tensor, labels: torch.Tensor, k: int, **kw: Any) -> Dataset:
+        return _finish(
+            self.name,
+            images,
+            labels,
+            k,
+            image_size=self.image_size,
+            split_seed=self.split_seed,
+            val_fraction=self.val_fraction,
+            holdout_fraction=self.holdout_fraction,
+            **kw,
+        )
+
+
+def _load_digits(r: Request) -> Dataset:
+    return r.finish(*_digits(), flip=False)
+
+
+def _load_clutter(r: Request) -> Dataset:
+    return _clutter(r.image_size, r.split_seed, r.val_fraction, r.holdout_fraction)
+
+
+def _load_synthetic(r: Request) -> Dataset:
+    return r.finish(*_synthetic(size=r.image_size), flip=True)
+
+
+def _load_cifar(r: Request) -> Dataset:
+    assert r.root is not None
+    train, test, k = _cifar(r.name, r.root, r.download)
+    return r.finish(train.images, train.labels, k, flip=True, holdout=test)
+
+
+def _load_imagefolder(r: Request) -> Dataset:
+    assert r.root is not None
+    train, val, k = _imagefolder(r.root, r.image_size)
+    return r.finish(train.images, train.labels, k, flip=True, holdout=val)
+
+
+def _check_cifar(name: str, root: Path, layout: str) -> None:
+    folder, files = CIFAR_FILES[name]
+    missing = [f for f in files if not (root / folder / f).is_file()]
+    if missing:
+        raise DataError(f"{name}: {root / folder} lacks {', '.join(missing)}; expected {layout}")
+
+
+def _check_imagefolder(name: str, root: Path, layout: str) -> None:
     train = root / "train" if (root / "train").is_dir() else root
     if not any(p.is_dir() for p in train.iterdir()):
         raise DataError(f"imagefolder: no class folders in {train}; expected {layout}")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset: its loader, and for those read from a user's folder, the layout it
+    expects and a cheap check of it (run before a search starts, not in every trial)."""
+
+    load: Callable[[Request], Dataset]
+    layout: str | None = None  # None: embedded, needs no data_dir
+    check: Callable[[str, Path, str], None] | None = None
+
+
+REGISTRY: dict[str, DatasetSpec] = {
+    "digits": DatasetSpec(_load_digits),
+    "clutter": DatasetSpec(_load_clutter),
+    "synthetic": DatasetSpec(_load_synthetic),
+    "cifar10": DatasetSpec(_load_cifar, CIFAR_LAYOUT["cifar10"], _check_cifar),
+    "cifar100": DatasetSpec(_load_cifar, CIFAR_LAYOUT["cifar100"], _check_cifar),
+    "imagefolder": DatasetSpec(_load_imagefolder, IMAGEFOLDER_LAYOUT, _check_imagefolder),
+}
+assert tuple(REGISTRY) == DATASETS
+
+
+def _spec(name: str) -> DatasetSpec:
+    if name not in REGISTRY:
+        raise DataError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+    return REGISTRY[name]
+
+
+def _root(name: str, spec: DatasetSpec, data_dir: str | Path | None, download: bool) -> Path:
+    if data_dir is None:
+        raise DataError(f"{name} needs data_dir; expected {spec.layout}")
+    root = Path(data_dir).expanduser()
+    if not root.is_dir() and not download:
+        raise DataError(f"{name}: data_dir {root} does not exist; expected {spec.layout}")
+    return root
+
+
+def check_data_dir(name: str, data_dir: str | Path | None, download: bool = False) -> None:
+    """A cheap check of the layout, so a search fails before it starts, not in every trial."""
+    spec = _spec(name)
+    if spec.layout is None or download:
+        return
+    root = _root(name, spec, data_dir, download)
+    if spec.check is not None:
+        spec.check(name, root, spec.layout)
 
 
 def load_dataset(
@@ -297,35 +383,10 @@ def load_dataset(
     download: bool = False,
 ) -> Dataset:
     """Load ``name`` as uint8 tensors on the CPU; ``Dataset.to(device)`` moves it once."""
-    common = {
-        "image_size": image_size,
-        "split_seed": split_seed,
-        "val_fraction": val_fraction,
-        "holdout_fraction": holdout_fraction,
-    }
-    if name == "digits":
-        images, labels, k = _digits()
-        return _finish(name, images, labels, k, flip=False, **common)
-    if name == "clutter":
-        return _clutter(image_size, split_seed, val_fraction, holdout_fraction)
-    if name == "synthetic":
-        images, labels, k = _synthetic(size=image_size)
-        return _finish(name, images, labels, k, flip=True, **common)
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
-    if data_dir is None:
-        raise DataError(
-            f"{name} needs data_dir; expected {CIFAR_LAYOUT.get(name, IMAGEFOLDER_LAYOUT)}"
-        )
-    root = Path(data_dir).expanduser()
-    if not root.is_dir() and not download:
-        layout = CIFAR_LAYOUT.get(name, IMAGEFOLDER_LAYOUT)
-        raise DataError(f"{name}: data_dir {root} does not exist; expected {layout}")
-    if name in CIFAR_LAYOUT:
-        train, test, k = _cifar(name, root, download)
-        return _finish(name, train.images, train.labels, k, flip=True, holdout=test, **common)
-    train, val, k = _imagefolder(root, image_size)
-    return _finish(name, train.images, train.labels, k, flip=True, holdout=val, **common)
+    spec = _spec(name)
+    root = None if spec.layout is None else _root(name, spec, data_dir, download)
+    request = Request(name, image_size, split_seed, val_fraction, holdout_fraction, root, download)
+    return spec.load(request)
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, flip: bool) -> torch.Tensor:
