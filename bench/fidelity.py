@@ -61,13 +61,22 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="CI: digits 8 px, tiny schedules")
     ap.add_argument("--store", type=Path, default=None, help="JSON-lines run store")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "fidelity.json")
+    ap.add_argument("--out", type=Path, default=None, help="default results/fidelity.json")
+    ap.add_argument(
+        "--recipe",
+        default=None,
+        metavar="NAME",
+        help="a candidate short recipe (its --set overrides): writes "
+        "results/fidelity_recipe_NAME.json, which BENCHMARKS.md compares with the others",
+    )
     ap.add_argument(
         "--analyse-only",
         action="store_true",
         help="train and time nothing: analyse the architectures whose runs are all stored",
     )
     args = ap.parse_args()
+    name = f"fidelity_recipe_{args.recipe}" if args.recipe else "fidelity"
+    args.out = args.out or ROOT / "results" / f"{name}.json"
 
     overrides = list(args.overrides)
     if args.quick:
@@ -134,6 +143,7 @@ def main() -> None:
         "short_epochs": cfg.eval.train.epochs,
         "long_epochs": plan.long["train"]["epochs"],
         "short_recipe": plan.short["train"],
+        "recipe": args.recipe or "config",
         "long_recipe": plan.long["train"],
         "seeds": plan.seeds,
         "sample_seed": args.sample_seed,

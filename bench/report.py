@@ -342,8 +342,45 @@ def fidelity(r: dict[str, Any]) -> str:
             "with its standard error over seeds:",
             "",
             _table(["group", "mean shift", "stderr", "architectures", "beyond 2 sigma"], shifts),
+            *_recipes(r),
         ]
     )
+
+
+def _recipes(main: dict[str, Any]) -> list[str]:
+    """Candidate short recipes scored against the same stored long runs, side by side."""
+    found = [main] + [
+        json.loads(p.read_text()) for p in sorted((ROOT / "results").glob("fidelity_recipe_*.json"))
+    ]
+    found = [r for r in found if not r.get("quick")]
+    if len(found) < 2:
+        return []
+    rows = []
+    for r in found:
+        base = found[0]["short_recipe"]
+        changed = {k: v for k, v in r["short_recipe"].items() if base.get(k) != v}
+        beyond = sum(bool(g["beyond_2_sigma"]) for g in r["rank_shift"].values())
+        rows.append(
+            [
+                r.get("recipe", "config"),
+                ", ".join(f"{k}={v}" for k, v in changed.items()) or "(the config's)",
+                len(r["architectures"]),
+                f"{r['kendall_tau']:.3f}",
+                f"{r['spearman_rho']:.3f}",
+                f"{r['long_front_in_short_top_k']:.0%}",
+                f"{r['seed_sigma_short']:.4f}",
+                f"{beyond} of {len(r['rank_shift'])}",
+            ]
+        )
+    header = ["recipe", "short settings changed", "archs", "tau", "rho", "front in top-k"]
+    header += ["short seed sigma", "groups shifted > 2 sigma"]
+    return [
+        "",
+        "Short recipes compared against the same long runs (each a `--recipe` run of "
+        "`bench/fidelity.py`; the long recipe is never tuned):",
+        "",
+        _table(header, rows),
+    ]
 
 
 def _ceiling(r: dict) -> list[str]:
