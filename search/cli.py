@@ -35,8 +35,9 @@ app = typer.Typer(
 )
 space_app = typer.Typer(help="Inspect a search space.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(space_app, name="space")
-console = Console(stderr=False)
-err = Console(stderr=True)
+# soft_wrap: a printed path or command is never broken across lines (logs, pipes, CI)
+console = Console(stderr=False, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 SetOpt = Annotated[

@@ -38,6 +38,7 @@ def test_exported_config_reproduces_the_trial(small_study, tmp_path):
         app, ["export", str(study_dir), "--pick", "max-accuracy", "-o", str(out)]
     )
     assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.output  # one line, however long the path
     arch = ArchConfig.from_file(out)
     study = optuna.load_study(study_name="res", storage=small_study.storage_url)
     number = int(re.search(r"trial: (\d+)", out.read_text()).group(1))
