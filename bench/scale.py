@@ -39,62 +39,79 @@ SEEDS = (0, 1)
 
 
 def stub_trial(config: dict[str, Any]) -> None:
-    """A Ray Tune trainable that trains nothing: fixed costs, made-up per-epoch accuracies
-    (a function of the architecture, so rungs have something to rank), a short sleep."""
+    """A Ray Tune trainable that trains nothing and imports no torch (64 of them share 2
+    cores and 24 GiB): fixed costs, made-up per-epoch accuracies (a function of the
+    architecture, so rungs have something to rank), a short sleep per epoch. It writes and
+    reports exactly the files and results a real worker does, as plain JSON; the driver
+    validates them with its own models. ``config["stub"]`` (added by ``StubbedDriver``)
+    carries what a real worker computes from the architecture."""
+    import json
     import os
+    import statistics
+    import tempfile
+    import time
+    from pathlib import Path
 
     from ray import tune
 
-    from evaluators import EvalConfig
-    from evaluators.evaluate import Cost, Outcome
-    from evaluators.workdir import EvalDir
-    from search.worker import TrialSpec
-    from spaces import ArchConfig
-
-    spec = TrialSpec.model_validate(config)
-    arch, cfg = ArchConfig.model_validate(spec.arch), EvalConfig.model_validate(spec.eval)
-    fingerprint = cfg.fingerprint()
-    store = EvalDir(Path(spec.evals_dir) / f"{arch.hash}-{fingerprint}", arch.hash, fingerprint)
-    digest = int(arch.hash[:12], 16)
-    params, flops = 100_000 + digest % 50_000, 1_000_000 + digest % 500_000
-    store.write(
-        "cost.json",
-        Cost(arch_hash=arch.hash, eval_fingerprint=fingerprint, params=params, flops=flops),
-    )
-    quality = (digest >> 20) % 1000 / 1000
+    stub = config["stub"]
+    key = {"arch_hash": stub["arch_hash"], "eval_fingerprint": stub["fingerprint"]}
+    folder = Path(config["evals_dir"]) / f"{stub['arch_hash']}-{stub['fingerprint']}"
+    folder.mkdir(parents=True, exist_ok=True)
+    cost = key | {"params": stub["params"], "flops": stub["flops"], "latencies": {}}
+    fd, tmp = tempfile.mkstemp(dir=folder)
+    with os.fdopen(fd, "w") as f:
+        json.dump(cost, f)
+    os.replace(tmp, folder / "cost.json")
+    seeds, epochs = config["eval"]["seeds"], config["eval"]["train"]["epochs"]
     sleep = float(os.environ.get("ATTNAS_STUB_SLEEP", "0.1"))
-    per_seed: list[list[float]] = [[] for _ in cfg.seeds]
-    for epoch in range(1, cfg.train.epochs + 1):
+    per_seed: list[list[float]] = [[] for _ in seeds]
+    for epoch in range(1, epochs + 1):
         time.sleep(sleep)
-        for s, accs in zip(cfg.seeds, per_seed, strict=True):
-            accs.append(0.5 + 0.4 * quality * epoch / cfg.train.epochs + 0.001 * s)
+        for s, accs in zip(seeds, per_seed, strict=True):
+            accs.append(0.5 + 0.4 * stub["quality"] * epoch / epochs + 0.001 * s)
         accuracies = [a[-1] for a in per_seed]
         tune.report(
             {"epoch": epoch, "accuracy": statistics.fmean(accuracies), "accuracies": accuracies}
         )
     finals = [a[-1] for a in per_seed]
-    outcome = Outcome(
-        status="ok",
-        arch=arch.to_dict(),
-        arch_hash=arch.hash,
-        eval_fingerprint=fingerprint,
-        split=cfg.split,
-        seeds=list(cfg.seeds),
-        accuracy=statistics.fmean(finals),
-        accuracy_std=statistics.stdev(finals) if len(finals) > 1 else 0.0,
-        accuracies=[statistics.fmean(e) for e in zip(*per_seed, strict=True)],
-        accuracies_per_seed=per_seed,
-        latency_ms=None,
-        latency_iqr_ms=None,
-        latency_rel=None,
-        reference_latency_ms=None,
-        flops=flops,
-        params=params,
-        train_seconds=sleep * cfg.train.epochs,
-        device="cpu",
-        hardware={"name": "stub"},
-    )
-    tune.report({"outcome": outcome.model_dump_json(), "node": "stub"})
+    outcome = key | {
+        "status": "ok",
+        "arch": config["arch"],
+        "split": config["eval"]["split"],
+        "seeds": seeds,
+        "accuracy": statistics.fmean(finals),
+        "accuracy_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+        "accuracies": [statistics.fmean(e) for e in zip(*per_seed, strict=True)],
+        "accuracies_per_seed": per_seed,
+        "latency_ms": None,
+        "latency_iqr_ms": None,
+        "latency_rel": None,
+        "reference_latency_ms": None,
+        "flops": stub["flops"],
+        "params": stub["params"],
+        "train_seconds": sleep * epochs,
+        "device": "cpu",
+        "hardware": {"name": "stub"},
+    }
+    tune.report({"outcome": json.dumps(outcome), "node": "stub"})
+
+
+def stubbed_config(run: Any, d: Any) -> dict[str, Any]:
+    """The driver's trial config plus what the stub needs to answer like a real worker."""
+    config = SAVED_TRIAL_CONFIG(run, d)
+    digest = int(d.arch_hash[:12], 16)
+    config["stub"] = {
+        "arch_hash": d.arch_hash,
+        "fingerprint": run.eval_fp,
+        "params": 100_000 + digest % 50_000,
+        "flops": 1_000_000 + digest % 500_000,
+        "quality": (digest >> 20) % 1000 / 1000,
+    }
+    return config
+
+
+SAVED_TRIAL_CONFIG: Any = None
 
 
 class CallTimer:
@@ -117,10 +134,17 @@ class CallTimer:
         return timed
 
     def install(self) -> Callable[[], None]:
-        """Patch ``SearchRun`` for this process; returns the undo."""
+        """Patch ``SearchRun`` for this process (time its three jobs; give each trial config
+        what the stub needs); returns the undo."""
         from search.driver import SearchRun
 
-        saved = {n: getattr(SearchRun, n) for n in ("next_config", "on_result", "trial_finished")}
+        global SAVED_TRIAL_CONFIG
+        saved = {
+            n: getattr(SearchRun, n)
+            for n in ("next_config", "on_result", "trial_finished", "_trial_config")
+        }
+        SAVED_TRIAL_CONFIG = saved["_trial_config"]
+        SearchRun._trial_config = stubbed_config
 
         def is_config(*_: Any, out: Any, **__: Any) -> bool:
             return isinstance(out, dict)  # a trial handed out, not "wait" or "finished"
@@ -214,11 +238,13 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
     ap.add_argument("--no-postgres", action="store_true", help="SQLite only")
-    ap.add_argument("--quick", action="store_true", help="CI: 12 trials at concurrency 4, SQLite")
+    ap.add_argument(
+        "--quick", action="store_true", help="CI: about 45 trials at concurrency 4, SQLite"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "scale.json")
     args = ap.parse_args()
     if args.quick:
-        args.trials, args.concurrency, args.no_postgres = 12, [4], True
+        args.trials, args.concurrency, args.no_postgres = 45, [4], True
     console = Console()
     rows = []
     with tempfile.TemporaryDirectory(prefix="attnas-scale-") as tmp:
