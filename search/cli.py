@@ -44,6 +44,16 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a config key: --set eval.train.epochs=3 (repeatable)."),
 ]
+# How a trial is picked from a study (export, train).
+PickOpt = Annotated[
+    str, typer.Option(help="From a study: knee, max-accuracy, min-latency, or trial:N.")
+]
+MaxLatencyOpt = Annotated[
+    float | None, typer.Option(help="Pick among trials at most this slow (ms).")
+]
+MaxFlopsOpt = Annotated[
+    float | None, typer.Option(help="Pick among trials with at most this many FLOPs.")
+]
 # Commands that score one architecture take evaluation keys only (no ``eval.`` prefix).
 EvalSetOpt = Annotated[
     list[str] | None,
@@ -400,15 +410,9 @@ def evaluate(
 @friendly
 def export(
     study_dir: Annotated[Path, typer.Argument(help="The study folder.")],
-    pick: Annotated[
-        str, typer.Option(help="knee, max-accuracy, min-latency, or trial:N.")
-    ] = "knee",
-    max_latency_ms: Annotated[
-        float | None, typer.Option(help="Only trials at most this slow.")
-    ] = None,
-    max_flops: Annotated[
-        float | None, typer.Option(help="Only trials with at most this many FLOPs.")
-    ] = None,
+    pick: PickOpt = "knee",
+    max_latency_ms: MaxLatencyOpt = None,
+    max_flops: MaxFlopsOpt = None,
     front: Annotated[
         bool, typer.Option("--front", help="Export every Pareto point (-o is a folder).")
     ] = False,
@@ -453,15 +457,9 @@ def train(
         Path,
         typer.Argument(help="A study folder (with --pick) or an architecture YAML/JSON."),
     ],
-    pick: Annotated[
-        str, typer.Option(help="From a study: knee, max-accuracy, min-latency, or trial:N.")
-    ] = "knee",
-    max_latency_ms: Annotated[
-        float | None, typer.Option(help="From a study: only trials at most this slow.")
-    ] = None,
-    max_flops: Annotated[
-        float | None, typer.Option(help="From a study: only trials with at most this many FLOPs.")
-    ] = None,
+    pick: PickOpt = "knee",
+    max_latency_ms: MaxLatencyOpt = None,
+    max_flops: MaxFlopsOpt = None,
     config: Annotated[
         Path | None,
         typer.Option(help="For an architecture file: take eval settings from this config."),
