@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -188,6 +189,9 @@ def run_one(storage: str | None, concurrency: int, trials: int, work: Path) -> d
         f"concurrency={concurrency}",
         f"resources.cpus_per_trial={2 / concurrency}",
         "objectives=[accuracy,flops]",
+        # Random sampling: every trial costs the driver the same (sampling aside), and a
+        # converging NSGA-II population would mostly propose architectures already answered.
+        "sampler.name=random",
         "eval.measure_latency=false",
         f"eval.train.epochs={EPOCHS}",
         f"eval.seeds=[{','.join(map(str, SEEDS))}]",
@@ -252,6 +256,7 @@ def main() -> None:
         server = None
         if not args.no_postgres:
             try:
+                sys.path.insert(0, str(ROOT.parent))  # tests/pg.py: the suite's throw-away server
                 from tests.pg import postgres_server
 
                 server = postgres_server()
