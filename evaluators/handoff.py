@@ -135,16 +135,14 @@ def train_and_hand_off(
 
 def _write_onnx(arch: ArchConfig, out: Path) -> str:
     """The deploy form as ONNX, refused if ONNX Runtime does not reproduce PyTorch."""
-    try:
-        from spaces.onnx import ONNX_TOLERANCE, onnx_bytes, onnx_difference
-    except ImportError as exc:  # pragma: no cover - onnx is a dev/extra dependency
-        return f"not written ({exc.name} missing: pip install 'attnas[onnx]')"
+    from spaces.onnx import ONNX_TOLERANCE, onnx_bytes, onnx_difference
+
     model = deploy(load_trained(out))
     x = torch.randn(2, arch.in_chans, arch.image_size, arch.image_size, generator=_gen())
     try:
         graph = onnx_bytes(model, x)
         difference = onnx_difference(graph, model, x)
-    except ImportError as exc:
+    except ImportError as exc:  # the exporter or ONNX Runtime: the optional attnas[onnx]
         return f"not written ({exc.name} missing: pip install 'attnas[onnx]')"
     if difference > ONNX_TOLERANCE:
         raise ValueError(
