@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: search test bench bench-gpu bench-table bench-fidelity lint clean
+.PHONY: search test test-fast bench bench-gpu bench-table bench-fidelity lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ search: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# The loop while you work: no Ray, no PostgreSQL, nothing trained longer than a step.
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow and not trains"
 
 # Benchmarks print tables, write bench/results/*.json, then BENCHMARKS.md is regenerated.
 bench: $(STAMP)

@@ -44,6 +44,7 @@ def test_zero_budgets_are_refused_not_ignored(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.trains
 def test_the_evaluate_help_example_runs(tmp_path):
     import re
 
@@ -167,6 +168,7 @@ def test_shipped_configs_validate_and_hold_their_baselines(config):
         assert [s.attention for s in told.stages] == [s.attention for s in baseline.arch.stages]
 
 
+@pytest.mark.trains
 def test_evaluate_prints_metrics(tmp_path):
     arch = uniform(
         "resnet18",

@@ -196,7 +196,9 @@ def test_processes_opening_a_fresh_sqlite_storage_at_once_all_succeed(tmp_path):
     same moment used to fail one of them with "table studies already exists"."""
     import multiprocessing
 
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
+    # forked, not spawned: each child opens the storage at once instead of first spending
+    # seconds importing torch (the race is between processes, whatever started them)
+    with multiprocessing.get_context("fork").Pool(4) as pool:
         for attempt in range(5):
             url = f"sqlite:///{tmp_path}/race{attempt}.db"
             assert pool.map(_open, [url] * 4, chunksize=1) == ["ok"] * 4

@@ -49,6 +49,7 @@ print(json.dumps(evaluate(arch, cfg).accuracies_per_seed))
 """
 
 
+@pytest.mark.trains
 def test_same_seed_same_accuracy_in_separate_processes():
     runs = [
         subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True)
@@ -65,6 +66,7 @@ def test_absurd_learning_rate_reports_nan_loss():
     assert m.accuracy is None and m.accuracies == []
 
 
+@pytest.mark.trains
 def test_seeds_in_lockstep_train_exactly_as_each_seed_alone():
     arch = uniform("resnet18", StageChoice(attention="se"), **QUICK_ARCH)
     both = evaluate(arch, quick_cfg(epochs=2).model_copy(update={"seeds": (0, 1)}))
@@ -81,6 +83,7 @@ class _Killed(Exception):
     pass
 
 
+@pytest.mark.trains
 def test_a_killed_evaluation_resumes_from_its_last_epoch_and_ends_identical(tmp_path):
     arch = uniform("resnet18", StageChoice(attention="eca"), **QUICK_ARCH)
     cfg = quick_cfg(epochs=3).model_copy(update={"seeds": (0, 1)})
@@ -108,6 +111,7 @@ def test_a_killed_evaluation_resumes_from_its_last_epoch_and_ends_identical(tmp_
     assert not (workdir / "checkpoint.pt").exists()  # the outcome supersedes it
 
 
+@pytest.mark.trains
 def test_a_finished_evaluation_is_reused_only_for_its_own_arch_and_settings(tmp_path, caplog):
     cfg = quick_cfg(epochs=1)
     arch = uniform("resnet18", **QUICK_ARCH)
@@ -149,6 +153,7 @@ def test_dataset_mismatch_is_one_clear_line():
         evaluate(arch, quick_cfg(epochs=1))
 
 
+@pytest.mark.trains
 def test_a_stored_outcome_is_checked_against_the_bounds_of_each_request(tmp_path):
     cfg = quick_cfg(epochs=1)
     arch = uniform("resnet18", **QUICK_ARCH)
