@@ -20,7 +20,6 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
@@ -89,20 +88,6 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]trials"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-        transient=False,
-    )
-
-
 def _counter(what: str) -> Progress:
     """A progress bar counting ``what`` (epochs, runs, architectures) for one-off commands."""
     return Progress(
@@ -124,6 +109,7 @@ def _run_overrides(set_: list[str] | None, **options: Any) -> list[str]:
 def _run(cfg: Any, *, resume: bool = False) -> None:
     from evaluators.data import check_data_dir
     from results.summary import front_table
+    from search.display import search_display
     from search.driver import check_ray_address, run_search
     from search.paths import StudyPaths
     from search.study import check_existing, check_unlocked, mask_url
@@ -137,13 +123,8 @@ def _run(cfg: Any, *, resume: bool = False) -> None:
     console.print(
         f"study [bold]{cfg.study}[/] in {cfg.study_dir} (storage {mask_url(cfg.storage_url)})"
     )
-    with _progress() as progress:
-        task = progress.add_task("", total=cfg.n_trials)
-
-        def on_progress(done: int, total: int, msg: str) -> None:
-            progress.update(task, completed=done, total=total, description=msg[:60])
-
-        outcome = run_search(cfg, resume=resume, on_progress=on_progress)
+    with search_display(console, cfg.n_trials) as on_event:
+        outcome = run_search(cfg, resume=resume, on_event=on_event)
     if outcome.moved_aside:
         console.print(f"an earlier study's files in the folder were moved to {outcome.moved_aside}")
     console.print(front_table(outcome.study))
@@ -163,6 +144,7 @@ def _run(cfg: Any, *, resume: bool = False) -> None:
     console.print(
         f"study: {outcome.paths.root}   open it with: optuna-dashboard {mask_url(cfg.storage_url)}"
     )
+    console.print(f"logs: {outcome.paths.logs} (driver.log, and trial-<number>.log per trial)")
     if outcome.stop_reason:
         hint = f"; resume with: attnas resume {outcome.paths.root}" if outcome.resumable else ""
         err.print(f"[yellow]stopped:[/] {outcome.stop_reason}{hint}")

@@ -39,7 +39,9 @@ from evaluators.faults import crash_point
 from evaluators.workdir import EvalDir
 from results.record import RECORD_ATTR, RungResult, TrialRecord, read_record
 from search.config import SearchConfig
+from search.events import EventKind, SearchEvent
 from search.halving import RungEntry, promotes, rung_order
+from search.logfiles import logs_to_file
 from search.paths import StudyPaths
 from search.study import (
     TARGET_ATTR,
@@ -120,7 +122,7 @@ class SearchRun:
     study: optuna.Study
     space: SearchSpace
     paths: StudyPaths
-    on_progress: Callable[[int, int, str], None] = lambda done, total, msg: None
+    on_event: Callable[[SearchEvent], None] = lambda event: None
     in_flight: dict[str, _Dispatch] = field(default_factory=dict)  # tune trial id -> dispatch
     redispatch: deque[int] = field(default_factory=deque)
     held: dict[str, list[_Dispatch]] = field(default_factory=dict)  # arch hash -> duplicates
@@ -228,6 +230,7 @@ class SearchRun:
         if d is None or not isinstance(epoch, int):
             return False
         self._count_epochs(d.arch_hash, epoch)
+        self._emit("epoch", d, epoch=epoch, accuracy=result.get("accuracy"))
         if epoch not in self.rung_epochs:
             return False
         decision = self.rung_decisions.get((d.arch_hash, epoch))
@@ -267,8 +270,9 @@ class SearchRun:
         crash_point("after_rung_decision")
         earlier.append(entry)
         self.rung_decisions[(d.arch_hash, epoch)] = decision
-        verdict = "promoted" if went_on else "stopped"
-        self._progress(f"#{d.number} {verdict} at epoch {epoch} ({decision.accuracy:.3f})")
+        if went_on:  # a stop is told when the worker has stopped (``_prune``)
+            rank = f"rank {decision.rank + 1} of {decision.of}"
+            self._emit("promoted", d, epoch=epoch, accuracy=decision.accuracy, detail=rank)
         return decision
 
     def _stop_decided(self, d: _Dispatch) -> bool:
@@ -297,7 +301,7 @@ class SearchRun:
         self.study.tell(d.trial, state=TrialState.PRUNED)
         self.pruned += 1
         self.pruned_archs.setdefault(d.arch_hash, d.number)
-        self._progress(f"#{d.number} stopped at epoch {rung.epoch} {record.label}")
+        self._emit("stopped", d, epoch=rung.epoch, accuracy=rung.accuracy)
 
     def _answer_pruned_duplicate(self, d: _Dispatch) -> None:
         """A repeat proposal of an architecture stopped at a rung: PRUNED again, uncounted."""
@@ -307,7 +311,7 @@ class SearchRun:
         self.study.tell(d.trial, state=TrialState.PRUNED)
         self.duplicates += 1
         self.duplicate_streak += 1
-        self._progress(f"#{d.number} duplicate of #{first} (stopped at a rung)")
+        self._emit("duplicate", d, detail=f"of #{first} (stopped at a rung)")
 
     def _held(self) -> int:
         return sum(len(v) for v in self.held.values())
@@ -395,6 +399,7 @@ class SearchRun:
                 return None
             self.duplicate_streak = 0
             self.in_flight[tune_trial_id] = d
+            self._emit("started", d)
             return self._trial_config(d)
 
     def _stored_dispatch(self, number: int) -> _Dispatch:
@@ -436,6 +441,7 @@ class SearchRun:
             "arch": d.record.arch,
             "eval": self.cfg.eval.model_dump(mode="json"),
             "evals_dir": str(self.paths.evals),
+            "logs_dir": str(self.paths.logs),
             "constraints": self.cfg.constraints.active(),
         }
 
@@ -501,7 +507,11 @@ class SearchRun:
         self.evaluated.setdefault(
             d.arch_hash, _Evaluated(d.number, values, record, constraints or [0.0])
         )
-        self._progress(f"#{d.number} {outcome.status} {record.label}")
+        told_values = " ".join(
+            f"{name} {v:.4g}" for name, v in zip(self.cfg.objectives, values, strict=True)
+        )
+        status = "" if outcome.status == "ok" else f"{outcome.status}: "
+        self._emit("finished", d, detail=status + told_values)
 
     def _answer_duplicate(self, d: _Dispatch) -> None:
         """Tell a repeat proposal the answer of the trial that evaluated its architecture: the
@@ -513,7 +523,7 @@ class SearchRun:
         self._complete(d.trial, record, first.values, first.constraints)
         self.duplicates += 1
         self.duplicate_streak += 1
-        self._progress(f"#{d.number} duplicate of #{first.number}")
+        self._emit("duplicate", d, detail=f"of #{first.number}")
         if self.duplicate_streak >= DUPLICATE_STREAK_LIMIT:
             self.exhausted = True
             self.stop_reason = (
@@ -534,8 +544,15 @@ class SearchRun:
         crash_point("after_tell")
         self.told += 1
 
-    def _progress(self, msg: str) -> None:
-        self.on_progress(self.completed, self.cfg.n_trials, msg)
+    def _emit(self, kind: EventKind, d: _Dispatch | int | None = None, **fields: Any) -> None:
+        if isinstance(d, _Dispatch):
+            fields |= {"number": d.number, "label": d.record.label or ""}
+        elif d is not None:
+            fields["number"] = d
+        epochs = self.cfg.eval.train.epochs
+        event = SearchEvent(kind, self.completed, self.cfg.n_trials, epochs=epochs, **fields)
+        log.info("%s", event.line())  # logs/driver.log keeps every event
+        self.on_event(event)
 
     def _fail(self, trial: optuna.Trial, reason: str, record: TrialRecord | None = None) -> None:
         base = record or TrialRecord(arch=None, arch_hash=None, label=None, eval_fingerprint=None)
@@ -543,7 +560,7 @@ class SearchRun:
         self.study.tell(trial, state=TrialState.FAIL)
         self.failed_this_run += 1
         log.warning("trial %d failed: %s", trial.number, reason)
-        self._progress(f"#{trial.number} FAIL {reason}")
+        self._emit("failed", trial.number, label=base.label or "", detail=reason)
 
     def settle_interrupted(self, reason: str) -> None:
         """After Tune returns: nothing may stay RUNNING; unfinished work is re-queued."""
@@ -684,7 +701,7 @@ def run_search(
     cfg: SearchConfig,
     *,
     resume: bool = False,
-    on_progress: Callable[[int, int, str], None] = lambda done, total, msg: None,
+    on_event: Callable[[SearchEvent], None] = lambda event: None,
     trainable: Callable[[dict[str, Any]], None] | None = None,
 ) -> SearchOutcome:
     """Run ``cfg``'s study until it holds ``n_trials`` distinct evaluated architectures.
@@ -724,12 +741,13 @@ def run_search(
         study, created = open_or_create(cfg, must_exist=resume)
         moved = claim_folder(paths, cfg, study, created)
         study.set_user_attr(TARGET_ATTR, cfg.n_trials)  # what `attnas status` shows
-        run = SearchRun(cfg, study, SearchSpace(cfg.space), paths, on_progress)
-        run.reconcile()
-        run.enqueue_baselines()
-        on_progress(run.completed, cfg.n_trials, "resuming" if run.completed else "starting")
-        if run.completed < cfg.n_trials:
-            _fit(run, cfg, paths, tune, trainable or run_trial)
+        with logs_to_file(paths.logs / "driver.log"):
+            run = SearchRun(cfg, study, SearchSpace(cfg.space), paths, on_event)
+            run.reconcile()
+            run.enqueue_baselines()
+            run._emit("launch", detail="resuming" if run.completed else "starting")
+            if run.completed < cfg.n_trials:
+                _fit(run, cfg, paths, tune, trainable or run_trial)
         return SearchOutcome(
             study=study,
             completed=run.completed,

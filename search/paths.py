@@ -7,6 +7,8 @@ runs/<study>/
   driver.lock                   held by the live driver
   evals/<arch>-<eval>/          per (architecture, evaluation fingerprint): see
                                 ``evaluators.workdir`` (checkpoint, outcome, epoch log)
+  logs/driver.log               what Ray, Tune, Optuna and the driver logged (``search.logfiles``)
+  logs/trial-<number>.log       what one trial logged and printed, written as it runs
   stale-<time>/                 an earlier study's files, moved aside when a new study
                                 started in this folder
 """
@@ -26,6 +28,7 @@ STUDY_FILES = (
     "trials.csv",
     "trials.parquet",
     "ray",
+    "logs",
 )
 
 
@@ -48,3 +51,7 @@ class StudyPaths:
     @property
     def evals(self) -> Path:
         return self.root / "evals"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"

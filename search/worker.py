@@ -15,10 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from evaluators import EvalConfig, Outcome, eval_dir, evaluate
+from evaluators import EpochReport, EvalConfig, Outcome, eval_dir, evaluate
 from evaluators.faults import crash_point
 from evaluators.hygiene import node_gate
 from evaluators.workdir import EvalDir
+from search.logfiles import logs_to_file, trial_log_path
 from spaces import ArchConfig
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class TrialSpec(BaseModel):
     arch: dict[str, Any]
     eval: dict[str, Any]
     evals_dir: str  # the study's evals/ folder (shared storage on a cluster)
+    logs_dir: str  # the study's logs/ folder: this trial logs to trial-<number>.log there
     constraints: dict[str, float]
 
 
@@ -47,7 +49,19 @@ def _node_id() -> str:
 
 
 def execute(spec: TrialSpec, report: Callable[[dict[str, Any]], None]) -> Outcome:
-    """Evaluate ``spec.arch``, reporting each epoch and then the outcome through ``report``."""
+    """Evaluate ``spec.arch``, reporting each epoch and then the outcome through ``report``;
+    what the trial logs, warns or prints goes to its own file in the study's logs/."""
+    with logs_to_file(trial_log_path(Path(spec.logs_dir), spec.number), capture_output=True):
+        log.info("trial %d: %s", spec.number, ArchConfig.model_validate(spec.arch).label())
+        return _execute(spec, report)
+
+
+def _report_epoch(e: EpochReport, report: Callable[[dict[str, Any]], None]) -> None:
+    log.info("epoch %d: accuracy %.4f (per seed %s)", e.epoch, e.accuracy, e.accuracies)
+    report({"epoch": e.epoch, "accuracy": e.accuracy, "accuracies": e.accuracies})
+
+
+def _execute(spec: TrialSpec, report: Callable[[dict[str, Any]], None]) -> Outcome:
     arch = ArchConfig.model_validate(spec.arch)
     cfg = EvalConfig.model_validate(spec.eval)
     workdir = eval_dir(Path(spec.evals_dir), arch, cfg)
@@ -60,11 +74,10 @@ def execute(spec: TrialSpec, report: Callable[[dict[str, Any]], None]) -> Outcom
             workdir,
             constraints=spec.constraints,
             gate=node_gate(),
-            on_epoch=lambda e: report(
-                {"epoch": e.epoch, "accuracy": e.accuracy, "accuracies": e.accuracies}
-            ),
+            on_epoch=lambda e: _report_epoch(e, report),
         )
     except Exception:
+        log.exception("trial %d failed", spec.number)
         store.record_error(traceback.format_exc())
         raise
     crash_point("before_result")

@@ -35,3 +35,14 @@ def test_a_successful_search_prints_no_warning_from_any_source(tmp_path):
         if any(w in line for w in ("WARNING", "DeprecationWarning", "ExperimentalWarning"))
     ]
     assert noisy == [], noisy
+    # not a terminal: one plain line per event, and the logs in the study folder, per trial
+    study = tmp_path / "quiet"
+    lines = output.splitlines()
+    assert "[0/2] launch starting" in lines
+    finished = [line for line in lines if " finished accuracy " in line]
+    assert [line.split()[1] for line in finished] == ["#0", "#1"]  # the two paper baselines
+    assert f"logs: {study / 'logs'} (driver.log, and trial-<number>.log per trial)" in lines
+    driver_log = (study / "logs" / "driver.log").read_text()
+    assert all(line in driver_log for line in finished)
+    for number in (0, 1):
+        assert "accuracy" in (study / "logs" / f"trial-{number}.log").read_text()

@@ -24,6 +24,7 @@ def _spec(tmp_path, number: int = 0) -> worker.TrialSpec:
         arch=ARCH.to_dict(),
         eval=CFG.model_dump(mode="json"),
         evals_dir=str(tmp_path / "evals"),
+        logs_dir=str(tmp_path / "logs"),
         constraints={},
     )
 
@@ -89,6 +90,7 @@ def test_one_reused_worker_runs_200_trials_without_leaking(tmp_path, monkeypatch
     assert len(reports) == 2 * 220  # one epoch, then the outcome, per trial
     assert reports[-2] == {"epoch": 1, "accuracy": 0.5, "accuracies": [0.5]}  # per seed: rungs
     assert Outcome.model_validate_json(reports[-1]["outcome"]).arch_hash == ARCH.hash
+    assert len(list((tmp_path / "logs").glob("trial-*.log"))) == 220  # one log per trial
 
 
 def test_a_crash_is_recorded_in_the_evaluation_folder_for_the_driver(
@@ -102,6 +104,9 @@ def test_a_crash_is_recorded_in_the_evaluation_folder_for_the_driver(
         worker.execute(_spec(tmp_path), lambda r: None)
     store = EvalDir(eval_dir(tmp_path / "evals", ARCH, CFG), ARCH.hash, CFG.fingerprint())
     assert store.last_error() == "RuntimeError: CUDA out of memory"
+    trial_log = (tmp_path / "logs" / "trial-0.log").read_text()
+    assert f"trial 0: {ARCH.label()}" in trial_log  # written as the trial ran ...
+    assert "RuntimeError: CUDA out of memory" in trial_log  # ... and the traceback
     monkeypatch.setattr(worker, "evaluate", lambda arch, cfg, *a, **k: _stub_outcome(arch, cfg))
     worker.execute(_spec(tmp_path), lambda r: None)
     assert store.last_error() is None  # a new attempt does not inherit the old reason
