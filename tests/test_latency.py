@@ -17,8 +17,11 @@ def test_interleaved_measurement_records_hardware_settings_and_intervals():
     ref = build_model(uniform("resnet18", **ARCH))
     s = LatencySettings(repeats=5, warmup=1, min_sample_ms=0.5, max_seconds=0.5)
     r = measure_latency(cand, ref, (1, 16, 16), s)
-    assert r.latency_ms > 0 and r.reference_ms > 0 and r.latency_iqr_ms >= 0
-    assert r.latency_rel > 0 and r.target == s.targets[0] and r.image_size == 16
+    assert r.latency_iqr_ms >= 0 and r.target == s.targets[0] and r.image_size == 16
+    # coordinate attention in every stage costs about half again at 16 px (BENCHMARKS.md):
+    # the paired ratio says the candidate is the slower one, and agrees with the two medians
+    assert r.latency_rel > 1.05, r
+    assert r.latency_rel == pytest.approx(r.latency_ms / r.reference_ms, rel=0.15)
     assert r.latency_rel_ci[0] <= r.latency_rel <= r.latency_rel_ci[1]
     assert r.latency_ci_ms[0] <= r.latency_ms <= r.latency_ci_ms[1]
     assert {"device", "torch", "cuda", "name", "threads"} <= set(r.hardware)

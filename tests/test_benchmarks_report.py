@@ -1,0 +1,45 @@
+"""BENCHMARKS.md is generated from the stored results, and only from measured ones."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _report_module():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import report
+
+    return report
+
+
+def test_benchmarks_md_is_what_the_stored_results_generate(tmp_path, monkeypatch):
+    """A hand edit of BENCHMARKS.md, or a result stored without regenerating it, fails."""
+    report = _report_module()
+    monkeypatch.setattr(report, "OUT", tmp_path / "BENCHMARKS.md")
+    report.main()
+    assert (tmp_path / "BENCHMARKS.md").read_text() == (ROOT / "BENCHMARKS.md").read_text()
+
+
+def test_report_renders_measured_figures_and_never_quick_or_missing_ones(tmp_path, monkeypatch):
+    report = _report_module()
+    stored = json.loads((ROOT / "bench" / "results" / "throughput.json").read_text())
+    quick = json.loads((ROOT / "bench" / "results" / "overhead.json").read_text()) | {"quick": 1}
+    given = {"throughput": stored, "overhead": quick}
+    monkeypatch.setattr(report, "_load", lambda name: given.get(name))
+    monkeypatch.setattr(report, "OUT", tmp_path / "BENCHMARKS.md")
+    report.main()
+    sections = {
+        part.split("\n", 1)[0]: part
+        for part in (tmp_path / "BENCHMARKS.md").read_text().split("## ")
+    }
+    rate = f"**{stored['evaluations_per_hour_per_worker']:.0f} evaluations per hour per worker.**"
+    assert rate in sections["Throughput"]
+    assert all(f"{e['accuracy']:.3f}" in sections["Throughput"] for e in stored["evaluations"])
+    assert "Not measured yet." in sections["Framework overhead"]  # a quick run is never shown
+    assert "Not measured yet." in sections["Short-schedule fidelity"]
+    assert "No GPU figures yet." in sections["GPU check"]
+    assert [title for title, _, _ in report.SECTIONS.values()] == list(sections)[1:]
