@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from search.cli import app
-from spaces import StageChoice, uniform
+from spaces import StageChoice, build_model, uniform
 
 runner = CliRunner()
 
@@ -46,8 +47,6 @@ def test_zero_budgets_are_refused_not_ignored(tmp_path):
 
 @pytest.mark.trains
 def test_the_evaluate_help_example_runs(tmp_path):
-    import re
-
     example = re.search(r"--set (\S+=\S+)", runner.invoke(app, ["evaluate", "--help"]).output)
     assert example is not None
     arch = uniform("resnet18", StageChoice(), widths=(16, 16, 32, 32), stem="cifar", in_chans=1)
@@ -146,10 +145,22 @@ def test_corrupt_sqlite_storage_is_refused(tmp_path):
 
 
 def test_space_show_lists_dimensions_and_baselines():
+    from search.config import load_config
+    from spaces import SearchSpace
+
     result = runner.invoke(app, ["space", "show", "configs/quickstart.yaml"])
     assert result.exit_code == 0
-    assert "stage0_attn" in result.output and "distinct architectures" in result.output
-    assert "skipped ela-T" in result.output
+    shown = SearchSpace(load_config(Path("configs/quickstart.yaml"), []).space)
+    assert f"distinct architectures: {shown.size():,}" in result.output
+    for name, values in shown.distributions().items():  # every dimension, with its values
+        row = next(line for line in result.output.splitlines() if f" {name} " in line)
+        assert all(str(v) in row for v in values), (name, row)
+    assert [b.name for b in shown.baselines()] == [
+        line.split("│")[1].strip()
+        for line in result.output.split("baselines", 1)[1].splitlines()
+        if line.count("│") > 2 and line.split("│")[1].strip() not in ("", "name")
+    ]
+    assert "skipped ela-T: variant T is not in space.variants" in result.output
     assert "channels seen at each position" in result.output
 
 
@@ -196,9 +207,20 @@ def test_evaluate_prints_metrics(tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert (
-        "accuracy" in result.output and "latency_rel" in result.output and "params" in result.output
-    )
+    rows = {
+        cells[0]: cells[1]
+        for line in result.output.splitlines()
+        if len(cells := [c.strip() for c in line.strip("│┃ ").split("│")]) == 2
+    }
+    from evaluators.flops import count_flops
+
+    counted = count_flops(build_model(arch), (1, 1, 8, 8))
+    assert rows["params"] == f"{counted.params:,}" and rows["flops"] == f"{counted.flops:,}"
+    assert rows["status"] == "ok"
+    accuracy, std = (float(x) for x in re.findall(r"\d\.\d{4}", rows["accuracy"])[:2])
+    assert 0 <= accuracy <= 1 and std == 0 and "(1 seeds)" in rows["accuracy"]
+    ratio, lo, hi = (float(x) for x in re.findall(r"\d+\.\d+", rows["latency_rel"]))
+    assert lo <= ratio <= hi and ratio > 1  # ECA in every stage is never free
 
 
 @pytest.mark.slow
