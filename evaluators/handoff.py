@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from evaluators.evaluate import (
     EpochReport,
@@ -104,13 +103,7 @@ def train_and_hand_off(
     out = Path(out)
     _check_folder(out, arch)
     out.mkdir(parents=True, exist_ok=True)
-    (out / ARCH).write_text(
-        yaml.safe_dump(
-            {"arch": arch.to_dict()} | ({"source": source} if source else {}),
-            sort_keys=False,
-            default_flow_style=None,
-        )
-    )
+    arch.save(out / ARCH, source)
     outcome = evaluate(
         arch,
         cfg,

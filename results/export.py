@@ -7,14 +7,12 @@ what it scored), so it is both buildable and self-describing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 import pandas as pd
-import yaml
 
 from results.frame import cost_column, objective_intervals, objective_names, trials_frame
 from results.pareto import knee_point
@@ -155,16 +153,6 @@ def trial_source(study: optuna.Study, row: pd.Series, how: str) -> dict[str, Any
     }
 
 
-def write_arch(arch: ArchConfig, path: Path, source: dict[str, Any] | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"arch": arch.to_dict()} | ({"source": source} if source else {})
-    if path.suffix == ".json":
-        path.write_text(json.dumps(payload, indent=2))
-    else:
-        path.write_text(yaml.safe_dump(payload, sort_keys=False, default_flow_style=None))
-    return path
-
-
 def export_onnx(arch: ArchConfig, path: Path, seed: int = 0) -> Path:
     """The deployable graph (RCAM fused) with seed-``seed`` weights: for latency profiling and
     as the skeleton to load trained weights into; the search keeps no trained weights."""
@@ -205,7 +193,7 @@ def export_pick(
 ) -> list[Path]:
     row = pick(study, how, max_latency_ms=max_latency_ms, max_flops=max_flops)
     arch = arch_of(study, int(row["number"]))
-    written = [write_arch(arch, out, trial_source(study, row, how))]
+    written = [arch.save(out, trial_source(study, row, how))]
     if onnx:
         written.append(export_onnx(arch, out.with_suffix(".onnx")))
     return written
@@ -222,7 +210,7 @@ def export_front(study: optuna.Study, out_dir: Path, *, onnx: bool = False) -> l
         n = int(row["number"])
         arch = arch_of(study, n)
         written.append(
-            write_arch(arch, out_dir / f"trial_{n}.yaml", trial_source(study, row, "front"))
+            arch.save(out_dir / f"trial_{n}.yaml", trial_source(study, row, "front"))
         )
         if onnx:
             written.append(export_onnx(arch, out_dir / f"trial_{n}.onnx"))

@@ -186,19 +186,36 @@ class ArchConfig(BaseModel):
             Path(path).write_text(text)
         return text
 
+    def save(self, path: str | Path, source: dict[str, Any] | None = None) -> Path:
+        """Write the architecture file users hand around (``attnas export``, ``attnas train``):
+        ``{arch: ..., source: ...}`` as YAML, or JSON for a ``.json`` path; ``source`` says
+        where it came from (study, trial, pick). ``from_file`` reads either form back."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"arch": self.to_dict()} | ({"source": source} if source else {})
+        if path.suffix == ".json":
+            path.write_text(json.dumps(payload, indent=2))
+        else:
+            path.write_text(yaml.safe_dump(payload, sort_keys=False, default_flow_style=None))
+        return path
+
     @classmethod
-    def from_yaml(cls, source: str | Path) -> ArchConfig:
-        """Load from a path or a YAML string; only plain YAML (safe_load) is accepted."""
-        text = Path(source).read_text() if _is_path(source) else str(source)
-        data = yaml.safe_load(text)
+    def _from_data(cls, data: object) -> ArchConfig:
+        """Bare fields, or a saved file's ``{arch: ..., source: ...}``."""
         if not isinstance(data, dict):
             raise ValueError("an architecture file must hold a mapping of fields")
         return cls.model_validate(data.get("arch", data))
 
     @classmethod
+    def from_yaml(cls, source: str | Path) -> ArchConfig:
+        """Load from a path or a YAML string; only plain YAML (safe_load) is accepted."""
+        text = Path(source).read_text() if _is_path(source) else str(source)
+        return cls._from_data(yaml.safe_load(text))
+
+    @classmethod
     def from_json(cls, source: str | Path) -> ArchConfig:
         text = Path(source).read_text() if _is_path(source) else str(source)
-        return cls.model_validate_json(text)
+        return cls._from_data(json.loads(text))
 
     @classmethod
     def from_file(cls, path: str | Path) -> ArchConfig:

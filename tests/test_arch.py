@@ -107,3 +107,14 @@ def test_bad_arch_names_field_value_and_allowed(change, message):
 def test_uniform_builds_same_choice_everywhere():
     arch = uniform("resnet34", StageChoice(attention="ca"))
     assert len(arch.stages) == 4 and len(set(arch.stages)) == 1
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_a_saved_architecture_file_loads_back_with_its_source(tmp_path, suffix):
+    # `attnas export -o best.json` wrote {arch, source}, which from_json refused to read
+    arch = uniform("resnet18", StageChoice(attention="eca", position="post", kernel_size=5))
+    path = arch.save(tmp_path / "out" / f"best{suffix}", {"study": "s", "trial": 3})
+    assert ArchConfig.from_file(path) == arch
+    bare = tmp_path / f"bare{suffix}"
+    (arch.to_json if suffix == ".json" else arch.to_yaml)(bare)
+    assert ArchConfig.from_file(bare) == arch
