@@ -15,10 +15,10 @@ curves, so the benchmark resumes where it stopped and may run across sessions.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
+from benchio import write_result
 from rich.console import Console
 from rich.table import Table
 
@@ -163,9 +163,7 @@ def main() -> None:
             f"  {group}: mean rank shift {g['mean_rank_shift']:+.2f} ± {g['stderr']:.2f} "
             f"({g['architectures']} architectures)"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    console.print(f"wrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,12 @@ Run on a GPU machine: .venv/bin/python bench/gpu_check.py
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from benchio import write_result
 from rich.console import Console
 from rich.table import Table
 
@@ -200,9 +200,7 @@ def main() -> None:
         "cifar_shaped_epochs": cifar,
         "seconds": time.perf_counter() - t0,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    console.print(f"wrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

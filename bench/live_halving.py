@@ -14,13 +14,13 @@ Writes bench/results/live_halving.json. Run: .venv/bin/python bench/live_halving
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from benchio import write_result
 from rich.console import Console
 
 from results.frame import trials_frame
@@ -90,9 +90,7 @@ def main() -> None:
         f"({sh / full:.2f}x); wall {runs['full']['wall_seconds']:.0f} s against "
         f"{runs['successive_halving']['wall_seconds']:.0f} s"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    console.print(f"wrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -21,11 +21,11 @@ Writes bench/results/measurement.json. Run: .venv/bin/python bench/measurement.p
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
 import torch
+from benchio import write_result
 from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
@@ -245,9 +245,7 @@ def main() -> None:
         "reference_against_itself": itself,
         "flops": flops,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    console.print(f"wrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Writes bench/results/multifidelity.json. Run: .venv/bin/python bench/multifideli
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ from scipy.stats import kendalltau
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 import tabular  # noqa: E402
+from benchio import write_result  # noqa: E402
 from samplers import DIRECTIONS, interval, make_sampler  # noqa: E402
 
 from results.pareto import hypervolume, reference_point  # noqa: E402
@@ -248,9 +248,7 @@ def main() -> None:
             f"{best_sh} epochs against {best_full} for the best full schedule "
             f"({best_sh / best_full:.2f}x; the goal is <= 0.33x)"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    console.print(f"wrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

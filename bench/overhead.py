@@ -22,7 +22,6 @@ Writes bench/results/overhead.json. Run: .venv/bin/python bench/overhead.py [--q
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import statistics
 import tempfile
@@ -30,6 +29,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from benchio import write_result
 from rich.console import Console
 from rich.table import Table
 
@@ -146,9 +146,7 @@ def main() -> None:
         f"per trial: {result['overhead_per_trial_s']:+.2f} s; bare runs with gate: "
         + ", ".join(f"{s:.1f}" for s in bare_gated)
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    console.print(f"wrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Writes bench/results/samplers.json. Run: .venv/bin/python bench/samplers.py [--q
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing as mp
 import statistics
@@ -38,6 +37,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 import tabular  # noqa: E402
+from benchio import write_result  # noqa: E402
 
 from results.pareto import hypervolume, pareto_mask, reference_point  # noqa: E402
 from search.driver import DUPLICATE_STREAK_LIMIT  # noqa: E402
@@ -280,9 +280,7 @@ def main() -> None:
         "optuna": optuna.__version__,
         **ref,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    console.print(f"wrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchio import write_result
 from rich.console import Console
 from rich.table import Table
 
@@ -46,7 +47,6 @@ def stub_trial(config: dict[str, Any]) -> None:
     reports exactly the files and results a real worker does, as plain JSON; the driver
     validates them with its own models. ``config["stub"]`` (added by ``StubbedDriver``)
     carries what a real worker computes from the architecture."""
-    import json
     import os
     import statistics
     import tempfile
@@ -299,9 +299,7 @@ def main() -> None:
         "stub_sleep_s": _sleep(),
     }
     result |= {"quick": args.quick, "runs": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    console.print(f"wrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from benchio import write_result
 from rich.console import Console
 from rich.table import Table
 from scipy.stats import kendalltau, rankdata
@@ -141,9 +141,7 @@ def main() -> None:
         "spaces": spaces,
         "seconds": time.perf_counter() - t0,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    console.print(f"wrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

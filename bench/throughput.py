@@ -16,12 +16,12 @@ Writes bench/results/throughput.json. Run: .venv/bin/python bench/throughput.py 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from benchio import write_result
 from rich.console import Console
 from rich.table import Table
 
@@ -157,9 +157,7 @@ def main() -> None:
                 f"GPU {result['gpu']['hardware']['name']}: {r['epochs']} epochs {r['seconds']:.1f} s "
                 f"({r['s_per_epoch']:.2f} s/epoch, {r['data']}); anchor: ~2 s/epoch on an A100"
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    console.print(f"wrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":
