@@ -199,7 +199,22 @@ def acquire_lock(paths: StudyPaths, study: str, storage_url: str | None = None) 
 
 
 def make_sampler(cfg: SearchConfig) -> BaseSampler:
-    """A fresh sampler each launch (state lives in storage); constraints read user attrs."""
+    """A fresh sampler each launch (state lives in storage); constraints read user attrs.
+
+    Optuna 5 deprecates ``constraints_func`` for ``Trial.set_constraint`` (removal planned
+    for 7, which the ``optuna<6`` bound keeps out); the user-attr form works on every Optuna
+    the bound admits and on studies stored by earlier attnas versions, so it stays, and the
+    notice is not shown at every launch of a constrained search; nor is NSGA-III's
+    "experimental" notice."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="`constraints_func` has been deprecated", category=FutureWarning
+        )
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        return _sampler(cfg)
+
+
+def _sampler(cfg: SearchConfig) -> BaseSampler:
     s = cfg.sampler
     constraints = (
         (lambda t: t.user_attrs.get("constraints", [0.0])) if cfg.constraints.active() else None

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 
+import optuna
+import pytest
 from ray.tune.search import Searcher
 
 from evaluators import Outcome, eval_dir
@@ -280,3 +282,22 @@ def test_no_trial_starts_once_the_epoch_budget_is_spent(tmp_path):
     run.on_result("tune-1", {"epoch": 1, "accuracies": [0.5, 0.5]})
     assert run.next_config("tune-3") is None  # spent; trials in flight still finish
     assert run.stop_reason == "the epoch budget is spent (3 of 3)"
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "nsga3", "tpe", "gp"])
+def test_a_constrained_sampler_reads_the_stored_constraints_and_warns_nothing(tmp_path, sampler):
+    import warnings
+
+    from search.study import make_sampler
+
+    cfg = load_config(
+        make_config(tmp_path, None, sampler={"name": sampler}, constraints={"max_params": 10**6})
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        made = make_sampler(cfg)
+    assert [str(w.message) for w in caught] == []
+    trial = optuna.trial.create_trial(
+        params={}, distributions={}, values=[0.5, 1.0], user_attrs={"constraints": [3.0]}
+    )
+    assert made._constraints_func(trial) == [3.0]  # what the driver stores before each tell
