@@ -16,9 +16,11 @@ search: $(STAMP)
 	$(BIN)/attnas search configs/quickstart.yaml
 	$(BIN)/attnas report runs/quickstart
 
+# The whole suite, what CI runs; it ends with the slowest tests, to keep pytest-timeout's
+# per-test limits (pyproject.toml, and the marked long tests) honest.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=40
 
 # The loop while you work: no Ray, no PostgreSQL, nothing trained longer than a step.
 test-fast: $(STAMP)
