@@ -669,7 +669,7 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
         )
     )
     try:
-        ray.init(
+        context = ray.init(
             address=address,
             num_cpus=num_cpus if address is None else None,
             include_dashboard=False,
@@ -687,6 +687,9 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
         raise ConfigError(
             f"cannot reach a Ray cluster at {address!r}: {str(exc).splitlines()[0]}"
         ) from None
+    # Ray's own processes (raylet, GCS, workers' stdout) log on each node; say where.
+    session = context.address_info.get("session_dir")
+    log.info("Ray's own logs on this node (raylet, GCS, worker output): %s/logs", session)
 
 
 def _gpus_per_trial(cfg: SearchConfig) -> int:

@@ -44,5 +44,6 @@ def test_a_successful_search_prints_no_warning_from_any_source(tmp_path):
     assert f"logs: {study / 'logs'} (driver.log, and trial-<number>.log per trial)" in lines
     driver_log = (study / "logs" / "driver.log").read_text()
     assert all(line in driver_log for line in finished)
+    assert "Ray's own logs on this node (raylet, GCS, worker output): /" in driver_log
     for number in (0, 1):
         assert "accuracy" in (study / "logs" / f"trial-{number}.log").read_text()
