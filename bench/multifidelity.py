@@ -214,7 +214,7 @@ def main() -> None:
     )
     result = {
         "table": args.table.name,
-        "table_fingerprint": tabular.fingerprint(),
+        "table_fingerprint": tabular.fingerprint(epochs_total),
         "table_rows": len(table),
         "epochs_per_trial": epochs_total,
         "rungs": rungs,

@@ -97,14 +97,26 @@ def all_points() -> list[dict[str, Any]]:
     return points
 
 
-def _evaluate(params: dict[str, Any]) -> dict[str, Any]:
-    from evaluators import EvalConfig, evaluate
+def eval_config(epochs: int = 3):  # noqa: ANN201  (evaluators.EvalConfig, imported lazily)
+    """The table's pinned settings; a longer table (``--epochs``) differs only in length, so
+    successive halving can be replayed with several rungs."""
+    from evaluators import EvalConfig
+
+    return EvalConfig.model_validate(EVAL | {"train": EVAL["train"] | {"epochs": epochs}})
+
+
+def table_path(epochs: int) -> Path:
+    return TABLE if epochs == 3 else TABLE.with_name(f"{TABLE.stem}_e{epochs}.csv")
+
+
+def _evaluate(params: dict[str, Any], epochs: int) -> dict[str, Any]:
+    from evaluators import evaluate
     from evaluators.hygiene import node_gate
 
     arch = table_space().decode(params)
     t0 = time.perf_counter()
     # The gate keeps the other worker from training while this one times latency.
-    m = evaluate(arch, EvalConfig.model_validate(EVAL), gate=node_gate())
+    m = evaluate(arch, eval_config(epochs), gate=node_gate())
     return {
         "arch_hash": arch.hash,
         "label": arch.label(),
@@ -119,26 +131,27 @@ def _evaluate(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def fingerprint() -> str:
-    from evaluators import EvalConfig
-
-    return EvalConfig.model_validate(EVAL).fingerprint()
+def fingerprint(epochs: int = 3) -> str:
+    return eval_config(epochs).fingerprint()
 
 
 def load_table(path: Path = TABLE) -> dict[str, dict[str, Any]]:
     """arch hash -> row of the current evaluation fingerprint, with numbers parsed."""
     if not path.is_file():
         raise SystemExit(f"no tabular benchmark at {path}; build it: python bench/tabular.py")
-    current = fingerprint()
+    current: dict[int, str] = {}  # epochs -> the fingerprint a row of that length must carry
     rows = {}
     with path.open() as f:
         for r in csv.DictReader(f):
-            if r.get("eval_fingerprint") != current:
+            r["curves"] = json.loads(r.pop("curves_json"))
+            epochs = len(r["curves"][0])
+            if epochs not in current:
+                current[epochs] = fingerprint(epochs)
+            if r.get("eval_fingerprint") != current[epochs]:
                 continue  # an older proxy's row: rebuilt, never mixed in
             for key in ("accuracy", "accuracy_std", "latency_rel", "seconds"):
                 r[key] = float(r[key])
             r["flops"] = int(r["flops"])
-            r["curves"] = json.loads(r.pop("curves_json"))
             rows[r["arch_hash"]] = r
     return rows
 
@@ -147,8 +160,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="evaluate 4 architectures only")
     ap.add_argument("--workers", type=int, default=2, help="parallel processes")
-    ap.add_argument("--out", type=Path, default=TABLE)
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per architecture")
+    ap.add_argument("--out", type=Path, help="default: bench/data/tabular_resnet18_s23[_eN].csv")
     args = ap.parse_args()
+    args.out = args.out or table_path(args.epochs)
     console = Console()
     points = all_points()
     space = table_space()
@@ -171,7 +186,7 @@ def main() -> None:
         if new_file:
             writer.writeheader()
         task = progress.add_task("evaluating", total=len(todo))
-        for future in as_completed([pool.submit(_evaluate, p) for p in todo]):
+        for future in as_completed([pool.submit(_evaluate, p, args.epochs) for p in todo]):
             writer.writerow(future.result())
             f.flush()
             progress.advance(task)
