@@ -128,12 +128,97 @@ def rung_tau(decisions: list[tuple], table: dict[str, dict]) -> float | None:
     return float(kendalltau(*zip(*pairs, strict=True)).statistic)
 
 
-def syne_tune_row(*_: Any) -> dict[str, Any] | None:
+def syne_tune_version() -> str | None:
     try:
-        import syne_tune  # noqa: F401
+        import syne_tune
     except ImportError:
         return None
-    raise SystemExit("syne_tune is installed but its replay is not wired up yet")
+    return syne_tune.__version__
+
+
+def replay_moasha(
+    seed: int, table: dict[str, dict], *, budget: int, rungs: list[int], eta: int
+) -> dict[str, Any]:
+    """Syne Tune's multi-objective ASHA (non-dominated sorting of (error, latency_rel) at each
+    rung, random proposals) on the same table and epoch accounting as ``replay``: each epoch
+    it lets a trial train costs one, a repeat proposal is answered at no cost."""
+    from datetime import datetime
+
+    from syne_tune.backend.trial_status import Trial
+    from syne_tune.config_space import choice
+    from syne_tune.optimizer.scheduler import SchedulerDecision
+    from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
+
+    np.random.seed(seed)  # MOASHA draws brackets and proposals from numpy's global state
+    epochs_total = len(next(iter(table.values()))["curves"][0])
+    scheduler = MOASHA(
+        {"arch": choice(sorted(table))},
+        metrics=["error", "latency_rel"],
+        do_minimize=True,
+        time_attr="epoch",
+        max_t=epochs_total,
+        grace_period=rungs[0] if rungs else epochs_total,
+        reduction_factor=eta,
+        random_seed=seed,
+    )
+    spent, finished, decisions, seen, streak, asks = 0, [], [], set(), 0, 0
+    while spent < budget and streak < DUPLICATE_STREAK_LIMIT:
+        arch = scheduler.suggest().config["arch"]
+        asks += 1
+        if arch in seen:
+            streak += 1
+            continue
+        streak = 0
+        seen.add(arch)
+        row = table[arch]
+        trial = Trial(trial_id=asks, config={"arch": arch}, creation_time=datetime.now())
+        scheduler.on_trial_add(trial)
+        for epoch in range(1, epochs_total + 1):
+            spent += 1
+            accuracy = statistics.fmean(curve[epoch - 1] for curve in row["curves"])
+            result = {"epoch": epoch, "error": 1 - accuracy, "latency_rel": row["latency_rel"]}
+            if epoch == epochs_total:
+                scheduler.on_trial_complete(trial, result)
+                finished.append((spent, row["accuracy"], row["latency_rel"]))
+                break
+            went_on = scheduler.on_trial_result(trial, result) != SchedulerDecision.STOP
+            if epoch in rungs:
+                decisions.append((epoch, arch, accuracy, went_on))
+            if not went_on:
+                scheduler.on_trial_remove(trial)
+                break
+    return {"finished": finished, "decisions": decisions, "spent": spent, "asks": asks}
+
+
+def summarise(
+    name: str,
+    schedule: str,
+    runs: list[dict[str, Any]],
+    *,
+    checkpoints: list[int],
+    ref: np.ndarray,
+    true_hv: float,
+    target: float,
+    table: dict[str, dict],
+) -> dict[str, Any]:
+    """One row of the comparison: hypervolume at each checkpoint, epochs to the target."""
+    row: dict[str, Any] = {"sampler": name, "schedule": schedule, "seeds": len(runs)}
+    for c in checkpoints:
+        ratios = [hv_at(r["finished"], c, ref, true_hv) for r in runs]
+        row[f"hv@{c}"] = statistics.mean(ratios)
+        row[f"hv@{c}_ci95"] = interval(ratios)
+    reach = [epochs_to(r["finished"], target, ref, true_hv) for r in runs]
+    row["reached_target"] = sum(x is not None for x in reach)
+    row["epochs_to_target_median"] = (
+        statistics.median(x for x in reach if x is not None) if any(reach) else None
+    )
+    row["finished_trials"] = statistics.mean(len(r["finished"]) for r in runs)
+    taus = [t for r in runs if (t := rung_tau(r["decisions"], table)) is not None]
+    row["rung_tau"] = statistics.mean(taus) if taus else None
+    row["stopped_share"] = statistics.mean(
+        sum(not d[3] for d in r["decisions"]) / max(1, len(r["decisions"])) for r in runs
+    )
+    return row
 
 
 def main() -> None:
@@ -163,39 +248,29 @@ def main() -> None:
     )
     rows = []
     t0 = time.perf_counter()
+    summary = {
+        "checkpoints": checkpoints, "ref": ref, "true_hv": true_hv, "target": args.target,
+        "table": table,
+    }  # fmt: skip
     for name in SAMPLERS:
         for schedule, sched_rungs in (("full", []), ("successive_halving", rungs)):
             runs = [
                 replay(name, s, table, budget=args.budget, rungs=sched_rungs, eta=args.eta)
                 for s in range(args.seeds)
             ]
-            row: dict[str, Any] = {"sampler": name, "schedule": schedule, "seeds": args.seeds}
-            for c in checkpoints:
-                ratios = [hv_at(r["finished"], c, ref, true_hv) for r in runs]
-                row[f"hv@{c}"] = statistics.mean(ratios)
-                row[f"hv@{c}_ci95"] = interval(ratios)
-            reach = [epochs_to(r["finished"], args.target, ref, true_hv) for r in runs]
-            row["reached_target"] = sum(x is not None for x in reach)
-            row["epochs_to_target_median"] = (
-                statistics.median(x for x in reach if x is not None) if any(reach) else None
-            )
-            row["finished_trials"] = statistics.mean(len(r["finished"]) for r in runs)
-            taus = [t for r in runs if (t := rung_tau(r["decisions"], table)) is not None]
-            row["rung_tau"] = statistics.mean(taus) if taus else None
-            row["stopped_share"] = (
-                statistics.mean(
-                    sum(not d[3] for d in r["decisions"]) / max(1, len(r["decisions"]))
-                    for r in runs
-                )
-                if sched_rungs
-                else 0.0
-            )
-            rows.append(row)
-            console.print(
-                f"  {name:6s} {schedule:18s} "
-                + ", ".join(f"hv@{c} {row[f'hv@{c}']:.3f}" for c in checkpoints)
-            )
-    st = syne_tune_row(table)
+            rows.append(summarise(name, schedule, runs, **summary))
+    st = syne_tune_version()
+    if st is not None:
+        runs = [
+            replay_moasha(s, table, budget=args.budget, rungs=rungs, eta=args.eta)
+            for s in range(args.seeds)
+        ]
+        rows.append(summarise("syne_tune (random)", "moasha", runs, **summary))
+    for row in rows:
+        console.print(
+            f"  {row['sampler']:18s} {row['schedule']:18s} "
+            + ", ".join(f"hv@{c} {row[f'hv@{c}']:.3f}" for c in checkpoints)
+        )
     best_full = min(
         (
             r["epochs_to_target_median"]
@@ -208,7 +283,7 @@ def main() -> None:
         (
             r["epochs_to_target_median"]
             for r in rows
-            if r["schedule"] != "full" and r["epochs_to_target_median"]
+            if r["schedule"] == "successive_halving" and r["epochs_to_target_median"]
         ),
         default=None,
     )
@@ -225,7 +300,7 @@ def main() -> None:
         "reference_point_min_space": ref.tolist(),
         "quick": args.quick,
         "rows": rows,
-        "syne_tune": st or "not installed",
+        "syne_tune": f"syne-tune {st}, MOASHA (its row)" if st else "not installed",
         "best_full_epochs_to_target": best_full,
         "best_halving_epochs_to_target": best_sh,
         "seconds": time.perf_counter() - t0,

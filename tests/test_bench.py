@@ -66,15 +66,18 @@ def test_multifidelity_quick_replays_both_schedules(tmp_path):
     text = run("multifidelity.py", "--out", str(out), "--table", str(stored))
     r = json.loads(out.read_text())
     assert r["quick"] and r["rungs"] == [1] and r["eta"] == 3
+    import importlib.util
+
     pairs = [(x["sampler"], x["schedule"]) for x in r["rows"]]
+    syne_tune = importlib.util.find_spec("syne_tune") is not None  # optional, beside ours
     assert pairs == [
         (s, k) for s in ("random", "nsga2", "tpe") for k in ("full", "successive_halving")
-    ]
+    ] + ([("syne_tune (random)", "moasha")] if syne_tune else [])
     for x in r["rows"]:
         assert 0 <= x["hv@30"] <= x["hv@60"] <= 1 + 1e-9  # more epochs never lose front
-        # halving stops about (eta - 1) / eta of the trials once the rung fills
+        # halving stops a share of the trials once the rung fills; the full schedule none
         assert (x["stopped_share"] == 0) == (x["schedule"] == "full")
-        assert x["schedule"] == "full" or 0.3 < x["stopped_share"] < 0.9
+        assert x["schedule"] == "full" or 0.2 < x["stopped_share"] < 0.9
     assert "hypervolume ratio against epochs spent" in text
 
 
