@@ -412,6 +412,19 @@ def _mean_sd(values: list[float]) -> str:
 
 
 def multifidelity(r: dict[str, Any]) -> str:
+    """The main replay, then each other stored table's (``multifidelity_*.json``: a longer
+    table, with more rungs)."""
+    others = [
+        json.loads(p.read_text()) for p in sorted((ROOT / "results").glob("multifidelity_*.json"))
+    ]
+    parts = [_replay(r)]
+    for other in others:
+        if not other.get("quick"):
+            parts += ["", f"### {other['epochs_per_trial']} epochs per trial", "", _replay(other)]
+    return "\n".join(parts)
+
+
+def _replay(r: dict[str, Any]) -> str:
     checkpoints = sorted(int(k[3:]) for k in r["rows"][0] if k.startswith("hv@") and "_" not in k)
     rows = [
         [

@@ -34,7 +34,7 @@ def test_report_renders_measured_figures_and_never_quick_or_missing_ones(tmp_pat
     report.main()
     sections = {
         part.split("\n", 1)[0]: part
-        for part in (tmp_path / "BENCHMARKS.md").read_text().split("## ")
+        for part in (tmp_path / "BENCHMARKS.md").read_text().split("\n## ")
     }
     rate = f"**{stored['evaluations_per_hour_per_worker']:.0f} evaluations per hour per worker.**"
     assert rate in sections["Throughput"]
