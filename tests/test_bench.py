@@ -44,6 +44,7 @@ def test_measurement_quick(tmp_path):
     assert r["latency"][0]["runs"] == 2 and len(r["latency"][0]["latency_rel_runs"]) == 2
 
 
+@pytest.mark.timeout(900)  # 50-125 s in CI: the slowest tests
 def test_tabular_and_samplers_quick(tmp_path):
     table = tmp_path / "table.csv"
     run("tabular.py", "--out", str(table), "--workers", "1")
@@ -81,6 +82,7 @@ def test_multifidelity_quick_replays_both_schedules(tmp_path):
     assert "hypervolume ratio against epochs spent" in text
 
 
+@pytest.mark.timeout(900)  # 50-125 s in CI: the slowest tests
 def test_live_halving_quick_runs_both_schedules_on_one_budget(tmp_path):
     out = tmp_path / "live.json"
     run("live_halving.py", "--out", str(out))
@@ -94,6 +96,7 @@ def test_live_halving_quick_runs_both_schedules_on_one_budget(tmp_path):
     assert r["runs"]["successive_halving"]["rungs"] == [1]
 
 
+@pytest.mark.timeout(900)  # 50-125 s in CI: the slowest tests
 def test_overhead_quick(tmp_path):
     out = tmp_path / "o.json"
     run("overhead.py", "--out", str(out))

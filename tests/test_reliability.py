@@ -101,6 +101,7 @@ def test_fault_windows_then_resume_are_exact(tmp_path, ray_cluster, ledger, poin
     ledger["tests"].append(f"fault:{point}")
 
 
+@pytest.mark.timeout(900)  # 50-125 s in CI: the slowest tests
 def test_repeated_random_sigkills_end_exact(tmp_path, ray_cluster, ledger):
     config = make_config(tmp_path, ray_cluster, n_trials=10, study="chaos")
     cfg = load_config(config)
