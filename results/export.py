@@ -209,9 +209,7 @@ def export_front(study: optuna.Study, out_dir: Path, *, onnx: bool = False) -> l
     for _, row in front.iterrows():
         n = int(row["number"])
         arch = arch_of(study, n)
-        written.append(
-            arch.save(out_dir / f"trial_{n}.yaml", trial_source(study, row, "front"))
-        )
+        written.append(arch.save(out_dir / f"trial_{n}.yaml", trial_source(study, row, "front")))
         if onnx:
             written.append(export_onnx(arch, out_dir / f"trial_{n}.onnx"))
     cols = ["number", *objective_names(study), "label", "baseline", "flops", "params", "arch_hash"]
