@@ -230,7 +230,7 @@ class SearchRun:
         if d is None or not isinstance(epoch, int):
             return False
         self._count_epochs(d.arch_hash, epoch)
-        self._emit("epoch", d, epoch=epoch, accuracy=result.get("accuracy"))
+        self.emit("epoch", d, epoch=epoch, accuracy=result.get("accuracy"))
         if epoch not in self.rung_epochs:
             return False
         decision = self.rung_decisions.get((d.arch_hash, epoch))
@@ -272,7 +272,7 @@ class SearchRun:
         self.rung_decisions[(d.arch_hash, epoch)] = decision
         if went_on:  # a stop is told when the worker has stopped (``_prune``)
             rank = f"rank {decision.rank + 1} of {decision.of}"
-            self._emit("promoted", d, epoch=epoch, accuracy=decision.accuracy, detail=rank)
+            self.emit("promoted", d, epoch=epoch, accuracy=decision.accuracy, detail=rank)
         return decision
 
     def _stop_decided(self, d: _Dispatch) -> bool:
@@ -301,7 +301,7 @@ class SearchRun:
         self.study.tell(d.trial, state=TrialState.PRUNED)
         self.pruned += 1
         self.pruned_archs.setdefault(d.arch_hash, d.number)
-        self._emit("stopped", d, epoch=rung.epoch, accuracy=rung.accuracy)
+        self.emit("stopped", d, epoch=rung.epoch, accuracy=rung.accuracy)
 
     def _answer_pruned_duplicate(self, d: _Dispatch) -> None:
         """A repeat proposal of an architecture stopped at a rung: PRUNED again, uncounted."""
@@ -311,7 +311,7 @@ class SearchRun:
         self.study.tell(d.trial, state=TrialState.PRUNED)
         self.duplicates += 1
         self.duplicate_streak += 1
-        self._emit("duplicate", d, detail=f"of #{first} (stopped at a rung)")
+        self.emit("duplicate", d, detail=f"of #{first} (stopped at a rung)")
 
     def _held(self) -> int:
         return sum(len(v) for v in self.held.values())
@@ -399,7 +399,7 @@ class SearchRun:
                 return None
             self.duplicate_streak = 0
             self.in_flight[tune_trial_id] = d
-            self._emit("started", d)
+            self.emit("started", d)
             return self._trial_config(d)
 
     def _stored_dispatch(self, number: int) -> _Dispatch:
@@ -511,7 +511,7 @@ class SearchRun:
             f"{name} {v:.4g}" for name, v in zip(self.cfg.objectives, values, strict=True)
         )
         status = "" if outcome.status == "ok" else f"{outcome.status}: "
-        self._emit("finished", d, detail=status + told_values)
+        self.emit("finished", d, detail=status + told_values)
 
     def _answer_duplicate(self, d: _Dispatch) -> None:
         """Tell a repeat proposal the answer of the trial that evaluated its architecture: the
@@ -523,7 +523,7 @@ class SearchRun:
         self._complete(d.trial, record, first.values, first.constraints)
         self.duplicates += 1
         self.duplicate_streak += 1
-        self._emit("duplicate", d, detail=f"of #{first.number}")
+        self.emit("duplicate", d, detail=f"of #{first.number}")
         if self.duplicate_streak >= DUPLICATE_STREAK_LIMIT:
             self.exhausted = True
             self.stop_reason = (
@@ -544,7 +544,8 @@ class SearchRun:
         crash_point("after_tell")
         self.told += 1
 
-    def _emit(self, kind: EventKind, d: _Dispatch | int | None = None, **fields: Any) -> None:
+    def emit(self, kind: EventKind, d: _Dispatch | int | None = None, **fields: Any) -> None:
+        """Tell ``on_event`` (the live display, a program's callback) and the driver log."""
         if isinstance(d, _Dispatch):
             fields |= {"number": d.number, "label": d.record.label or ""}
         elif d is not None:
@@ -560,7 +561,7 @@ class SearchRun:
         self.study.tell(trial, state=TrialState.FAIL)
         self.failed_this_run += 1
         log.warning("trial %d failed: %s", trial.number, reason)
-        self._emit("failed", trial.number, label=base.label or "", detail=reason)
+        self.emit("failed", trial.number, label=base.label or "", detail=reason)
 
     def settle_interrupted(self, reason: str) -> None:
         """After Tune returns: nothing may stay RUNNING; unfinished work is re-queued."""
@@ -748,7 +749,7 @@ def run_search(
             run = SearchRun(cfg, study, SearchSpace(cfg.space), paths, on_event)
             run.reconcile()
             run.enqueue_baselines()
-            run._emit("launch", detail="resuming" if run.completed else "starting")
+            run.emit("launch", detail="resuming" if run.completed else "starting")
             if run.completed < cfg.n_trials:
                 _fit(run, cfg, paths, tune, trainable or run_trial)
         return SearchOutcome(
