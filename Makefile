@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: search test test-fast bench bench-gpu bench-table bench-fidelity lint clean
+.PHONY: search test test-fast bench bench-gpu bench-table bench-halving bench-fidelity lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,14 @@ bench-fidelity: $(STAMP)
 # The tabular benchmark the sampler comparison replays: built once, stored in bench/data/.
 bench-table: $(STAMP)
 	$(BIN)/python bench/tabular.py
+
+# Successive halving with two rungs (1 and 3 of 9 epochs): the same sub-space for 9 epochs
+# (about an hour on 2 cores, resumable), then the replay (multifidelity_e9.json).
+bench-halving: $(STAMP)
+	$(BIN)/python bench/tabular.py --epochs 9
+	$(BIN)/python bench/multifidelity.py --table bench/data/tabular_resnet18_s23_e9.csv \
+		--budget 1800 --out bench/results/multifidelity_e9.json
+	$(BIN)/python bench/report.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
