@@ -111,6 +111,9 @@ def _progress(console: Console) -> Progress:
         TextColumn("eta"),
         TimeRemainingColumn(),
         console=console,
+        # a trial takes minutes: rich's default 30 s window would leave the ETA unknown
+        # between trials; the rate over the last hour is what a user wants to extrapolate
+        speed_estimate_period=3600,
     )
 
 
