@@ -60,7 +60,7 @@ bench-table: $(STAMP)
 bench-halving: $(STAMP)
 	$(BIN)/python bench/tabular.py --epochs 9
 	$(BIN)/python bench/multifidelity.py --table bench/data/tabular_resnet18_s23_e9.csv \
-		--budget 1800 --out bench/results/multifidelity_e9.json
+		--budget 900 --out bench/results/multifidelity_e9.json
 	$(BIN)/python bench/report.py
 
 lint: $(STAMP)
