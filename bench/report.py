@@ -445,7 +445,7 @@ def _replay(r: dict[str, Any]) -> str:
         f"(median over seeds, best sampler) against {full} for the best full schedule: "
         f"{sh / full:.2f}x (the goal is at most 0.33x)."
         if full and sh
-        else "Not every schedule reached the target within the budget."
+        else _unreached(r)
     )
     return "\n".join(
         [
@@ -459,6 +459,21 @@ def _replay(r: dict[str, Any]) -> str:
             "",
             verdict,
         ]
+    )
+
+
+def _unreached(r: dict[str, Any]) -> str:
+    """What the table says when a schedule never reached the target within the budget."""
+    budget, target = r["budget_epochs"], r["target"]
+    halving = [x for x in r["rows"] if x["schedule"] == "successive_halving"]
+    final = [x[f"hv@{budget}"] for x in halving]
+    full = r["best_full_epochs_to_target"]
+    return (
+        f"{sum(x['reached_target'] for x in halving)} successive-halving runs of "
+        f"{sum(x['seeds'] for x in halving)} reached {target:.0%} of the true hypervolume "
+        f"within {budget} epochs (their hypervolume at {budget}: {min(final):.3f}-"
+        f"{max(final):.3f}); the best full schedule reached it in "
+        + (f"{full} epochs (median of the runs that did)." if full else "none of its runs.")
     )
 
 
