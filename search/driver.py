@@ -552,7 +552,8 @@ class SearchRun:
             fields["number"] = d
         epochs = self.cfg.eval.train.epochs
         event = SearchEvent(kind, self.completed, self.cfg.n_trials, epochs=epochs, **fields)
-        log.info("%s", event.line())  # logs/driver.log keeps every event
+        level = logging.WARNING if kind == "failed" else logging.INFO
+        log.log(level, "%s", event.line())  # logs/driver.log keeps every event
         self.on_event(event)
 
     def _fail(self, trial: optuna.Trial, reason: str, record: TrialRecord | None = None) -> None:
@@ -560,7 +561,6 @@ class SearchRun:
         self._store(trial, base.model_copy(update={"status": "failed", "fail_reason": reason}))
         self.study.tell(trial, state=TrialState.FAIL)
         self.failed_this_run += 1
-        log.warning("trial %d failed: %s", trial.number, reason)
         self.emit("failed", trial.number, label=base.label or "", detail=reason)
 
     def settle_interrupted(self, reason: str) -> None:
