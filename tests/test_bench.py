@@ -103,3 +103,133 @@ def test_overhead_quick(tmp_path):
     r = json.loads(out.read_text())
     assert r["trials"] == 4 and r["distinct_trained"] >= 1
     assert r["search_seconds"] > 0 and r["bare_gated_seconds"] > 0
+
+
+@pytest.mark.timeout(900)  # 50-125 s in CI: the slowest tests
+def test_fidelity_quick_resumes_from_its_store(tmp_path):
+    out, store = tmp_path / "f.json", tmp_path / "runs.jsonl"
+    text = run("fidelity.py", "--out", str(out), "--store", str(store), "--workers", "1")
+    r = json.loads(out.read_text())
+    assert r["quick"] and r["long_epochs"] == 2 * r["short_epochs"] and r["seeds"] == [0, 1]
+    assert {"kendall_tau", "spearman_rho", "architectures", "rank_shift"} <= set(r)
+    assert -1 <= r["kendall_tau"] <= 1 and "Kendall tau" in text
+    labels = [a["label"] for a in r["architectures"]]
+    assert labels[0] == "none | none | none | none"  # the baselines lead the sample
+    assert all(len(a["short"]) == len(a["long"]) == 2 for a in r["architectures"])
+    runs = store.read_text().splitlines()
+    records = [json.loads(line) for line in runs]
+    training = [c for c in records if c["seed"] >= 0]
+    timings = [c for c in records if c["seed"] < 0]
+    assert len(training) == len(labels) * 2 * 2  # (short, long) x 2 seeds per architecture
+    assert {len(c["accuracies"]) for c in training} == {r["short_epochs"], r["long_epochs"]}
+    assert all(c["latency_rel"] is None for c in training)  # never timed beside another run
+    # each architecture timed once, alone, after training; the reference reads about 1
+    assert sorted(c["label"] for c in timings) == sorted(labels)
+    assert [a["latency_rel"] for a in r["architectures"]] == [
+        next(c["latency_rel"] for c in timings if c["label"] == a["label"])
+        for a in r["architectures"]
+    ]
+    # A second run finds every run in the store and trains nothing.
+    again = run("fidelity.py", "--out", str(out), "--store", str(store), "--workers", "1")
+    assert len(store.read_text().splitlines()) == len(runs)
+    assert json.loads(out.read_text())["kendall_tau"] == r["kendall_tau"] and "[1/" not in again
+    # With part of the store gone, --analyse-only analyses the complete architectures only.
+    last = labels[-1]
+    kept = [c for c in records if not (c["label"] == last and c.get("schedule") == "long")]
+    store.write_text("".join(json.dumps(c) + "\n" for c in kept))
+    run("fidelity.py", "--out", str(out), "--store", str(store), "--analyse-only")
+    partial = json.loads(out.read_text())
+    assert [a["label"] for a in partial["architectures"]] == labels[:-1]
+    assert partial["architectures_planned"] == len(labels)
+
+
+def _rows(long: list[list[float]], short: list[list[float]] | None = None) -> list[dict]:
+    short = short or long
+    return [
+        {"label": f"a{i}", "groups": ["type:none"], "short": s, "long": g, "latency_rel": 1.0}
+        for i, (s, g) in enumerate(zip(short, long, strict=True))
+    ]
+
+
+def test_noise_ceiling_tells_a_task_that_separates_from_one_that_does_not():
+    from evaluators.fidelity import noise_ceiling, summary
+
+    # Four architectures 0.05 apart, seeds within 0.001: both seeds rank them the same.
+    apart = [[0.70 + 0.05 * i, 0.701 + 0.05 * i] for i in range(4)]
+    figures = noise_ceiling(_rows(apart))
+    assert figures["long_seed_tau"] == pytest.approx(1.0)
+    assert figures["long_separation_p"] < 1e-6
+    # The same means with seeds 0.2 apart (seed 1 in reverse order): tau -1, no separation.
+    noisy = [[0.70 + 0.05 * i, 0.95 - 0.05 * i] for i in range(4)]
+    figures = noise_ceiling(_rows(noisy))
+    assert figures["long_seed_tau"] == pytest.approx(-1.0)
+    assert figures["long_separation_p"] > 0.5
+    text = summary(
+        figures
+        | {
+            "kendall_tau": 0.1,
+            "spearman_rho": 0.1,
+            "top_k": 3,
+            "long_front_in_short_top_k": 1.0,
+            "seed_sigma_short": 0.1,
+            "seed_sigma_long": 0.1,
+        }  # fmt: skip
+    )
+    assert "does not separate these placements beyond seed noise" in text
+
+
+def test_welch_interval_matches_scipys_welch_test():
+    from scipy.stats import ttest_ind
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import samplers
+
+    a, b = [0.91, 0.93, 0.95, 0.92, 0.94], [0.90, 0.89, 0.92, 0.91]
+    diff, half = samplers.welch(a, b)
+    test = ttest_ind(a, b, equal_var=False)
+    low, high = test.confidence_interval(0.95)
+    assert diff == pytest.approx((low + high) / 2) and half == pytest.approx((high - low) / 2)
+    assert samplers.interval([1.0, 1.0, 1.0]) == 0.0
+
+
+def test_gpu_check_runs_its_cpu_path(tmp_path):
+    # The GPU script's code runs here on the CPU (tiny sizes); on a GPU only the device is new.
+    out = tmp_path / "g.json"
+    text = run("gpu_check.py", "--device", "cpu", "--out", str(out))
+    r = json.loads(out.read_text())
+    assert r["device"] == "cpu" and r["quick"]
+    targets = {x["target"] for x in r["latency"]}
+    assert {"eager fp32", "compile bf16 channels_last", "onnxruntime fp32"} <= targets
+    for x in r["latency"]:
+        assert "error" in x or x["latency_rel_ci"][0] <= x["latency_rel"] <= x["latency_rel_ci"][1]
+    assert r["training_trial"]["status"] == "ok" and r["training_trial"]["evaluations_per_hour"] > 0
+    assert "evaluations per hour" in text
+
+
+def test_targets_quick_measures_every_target_and_their_agreement(tmp_path):
+    out = tmp_path / "t.json"
+    run("targets.py", "--out", str(out))
+    r = json.loads(out.read_text())
+    assert [s["backbone"] for s in r["spaces"]] == ["resnet18", "mobilenetv2_100"]
+    for s in r["spaces"]:
+        rows = s["architectures"]
+        assert len(rows) == 3 and rows[0]["baseline"] == "none"
+        assert all({"train-res eager", "eager", "onnxruntime"} <= set(x["rel"]) for x in rows)
+        assert sum("torch_compile" in x["rel"] for x in rows) == 1
+        assert "eager | onnxruntime" in s["kendall_tau"]
+        assert -1 <= s["kendall_tau"]["eager | onnxruntime"]["tau"] <= 1
+
+
+def test_scale_quick_drives_stub_trials_through_the_real_driver(tmp_path):
+    out = tmp_path / "scale.json"
+    run("scale.py", "--out", str(out))
+    r = json.loads(out.read_text())
+    (row,) = r["runs"]
+    # every trial settled: the target COMPLETE, the rest PRUNED at a rung, nothing left RUNNING
+    assert row["complete"] == r["trials"] // 3 == row["states"]["COMPLETE"]
+    assert row["states"].get("RUNNING", 0) == 0
+    assert row["pruned"] == row["states"]["PRUNED"] > 0
+    # every trial handed to a worker was asked once and told once (duplicates never run)
+    assert row["calls"]["ask"]["calls"] == row["calls"]["tell"]["calls"] == row["trials_settled"]
+    assert row["complete"] < row["trials_settled"] <= sum(row["states"].values())
+    assert row["calls"]["decide"]["calls"] > 0
