@@ -16,6 +16,10 @@ replayed one at a time (the asynchronous order of a cluster is not modelled). Sy
 multi-objective ASHA is replayed beside them when ``syne_tune`` imports; it is not a
 dependency of attnas and its row is absent otherwise.
 
+Before any of it, ``table_signal`` says what the table can judge: a table whose final
+accuracies two seeds rank differently (the 9-epoch digits table: tau 0.05) has a "true front"
+that is one draw of seed noise, and a target on it cannot tell schedules apart.
+
 Writes bench/results/multifidelity.json. Run: .venv/bin/python bench/multifidelity.py [--quick]
 """
 
@@ -41,7 +45,7 @@ import tabular  # noqa: E402
 from benchio import write_result  # noqa: E402
 from samplers import DIRECTIONS, interval, make_sampler  # noqa: E402
 
-from results.pareto import hypervolume, reference_point  # noqa: E402
+from results.pareto import hypervolume, pareto_mask, reference_point  # noqa: E402
 from search.driver import DUPLICATE_STREAK_LIMIT  # noqa: E402
 from search.halving import RungEntry, promotes, rung_epochs  # noqa: E402
 
@@ -126,6 +130,59 @@ def rung_tau(decisions: list[tuple], table: dict[str, dict]) -> float | None:
     if len(pairs) < 3:
         return None
     return float(kendalltau(*zip(*pairs, strict=True)).statistic)
+
+
+def table_signal(table: dict[str, dict], cheapest: int = 10) -> dict[str, Any]:
+    """What a table can judge, before any schedule is replayed on it.
+
+    A replay scores a search against the table's own final accuracies; if a second seed
+    ranks the architectures differently, the "true front" is partly one draw of seed noise
+    and no schedule can be told to find it. Three figures say how much:
+
+    - ``epoch_tau``: per epoch, Kendall tau between the seed-mean accuracy at that epoch and
+      the final one (what a rung there can know), and between the two seeds at that epoch
+      (how much of it is the architecture rather than the seed);
+    - ``split_seed_front``: the front picked by one seed's final accuracy, scored as a
+      hypervolume ratio on the other seed's (each way round): a full search of the whole
+      table reaches no more than this on a fresh seed;
+    - ``cheapest_share``: the hypervolume ratio of the ``cheapest`` lowest-latency
+      architectures alone, i.e. how much of the front latency decides by itself.
+    """
+    rows = list(table.values())
+    curves = np.asarray([r["curves"] for r in rows], dtype=float)  # arch x seed x epoch
+    latency = np.asarray([r["latency_rel"] for r in rows], dtype=float)
+    final = curves[:, :, -1].mean(axis=1)
+    epoch_tau = [
+        {
+            "epoch": e + 1,
+            "mean_accuracy": float(curves[:, :, e].mean()),
+            "tau_with_final": float(kendalltau(curves[:, :, e].mean(axis=1), final).statistic),
+            "tau_between_seeds": (
+                float(kendalltau(curves[:, 0, e], curves[:, 1, e]).statistic)
+                if curves.shape[1] > 1
+                else None
+            ),
+        }
+        for e in range(curves.shape[2])
+    ]
+    split = []
+    for picked, scored in ((0, 1), (1, 0)) if curves.shape[1] > 1 else ():
+        truth = np.column_stack([curves[:, scored, -1], latency])
+        ref = reference_point(truth, DIRECTIONS)
+        chosen = pareto_mask(np.column_stack([curves[:, picked, -1], latency]), DIRECTIONS)
+        split.append(
+            hypervolume(truth[chosen], DIRECTIONS, ref) / hypervolume(truth, DIRECTIONS, ref)
+        )
+    every = np.column_stack([final, latency])
+    ref = reference_point(every, DIRECTIONS)
+    cheap = every[np.argsort(latency)[:cheapest]]
+    return {
+        "epoch_tau": epoch_tau,
+        "split_seed_front": split,
+        "true_front_size": int(pareto_mask(every, DIRECTIONS).sum()),
+        "cheapest": cheapest,
+        "cheapest_share": hypervolume(cheap, DIRECTIONS, ref) / hypervolume(every, DIRECTIONS, ref),
+    }
 
 
 def syne_tune_version() -> str | None:
@@ -297,6 +354,7 @@ def main() -> None:
         "budget_epochs": args.budget,
         "target": args.target,
         "true_hypervolume": true_hv,
+        "table_signal": table_signal(table),
         "reference_point_min_space": ref.tolist(),
         "quick": args.quick,
         "rows": rows,
