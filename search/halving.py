@@ -65,8 +65,8 @@ class RungEntry:
 def pooled_stderr(entries: Sequence[RungEntry]) -> float | None:
     """The standard error of one trial's mean accuracy, pooled over the rung's trials; None
     with a single seed (no noise can be estimated, so accuracies are exact)."""
-    variances = [
-        statistics.variance(e.seed_accuracies) for e in entries if len(e.seed_accuracies) > 1
+    variances = [  # numpy's, not statistics.variance: exact fractions cost 60 us per trial
+        float(np.var(e.seed_accuracies, ddof=1)) for e in entries if len(e.seed_accuracies) > 1
     ]
     if not variances:
         return None

@@ -391,6 +391,35 @@ def test_overlapping_latency_intervals_tie_on_the_front():
     assert knee_point(values, mx, tied) == 0
 
 
+@SETTINGS
+@given(point_sets(), st.integers(0, 2**32 - 1))
+def test_ranks_with_intervals_are_a_sorting_where_overlap_ties(case, seed) -> None:
+    """Against the definition: i dominates j when its interval is wholly better in one
+    objective and wholly worse in none; ranks peel fronts of that relation."""
+    values, directions, loss = case
+    rng = np.random.default_rng(seed)
+    width = (
+        rng.uniform(0, 2, size=(*values.shape, 1))
+        * rng.integers(0, 2, size=values.shape)[..., None]
+    )
+    intervals = np.concatenate([values[..., None] - width, values[..., None] + width], axis=2)
+    ranks = non_dominated_ranks(values, directions, intervals)
+    if len(loss) == 0:
+        return
+    low, high = loss - width[..., 0], loss + width[..., 0]  # symmetric: the same when flipped
+
+    def beats(i: int, j: int) -> bool:
+        better = (high[i] < low[j]).any()
+        return bool(better and not (high[j] < low[i]).any())
+
+    assert set(ranks.tolist()) == set(range(ranks.max() + 1))
+    for r in range(ranks.max() + 1):
+        left = np.flatnonzero(ranks >= r)  # what remains once the better fronts are peeled
+        unbeaten = [b for b in left if not any(beats(a, b) for a in left)]
+        # interval dominance is not transitive and can cycle; then everything left ties
+        assert np.flatnonzero(ranks == r).tolist() == (unbeaten or left.tolist())
+
+
 def test_intervals_must_match_the_values():
     with pytest.raises(ValueError, match=r"intervals must have shape \(2, 2, 2\)"):
         non_dominated_ranks(np.zeros((2, 2)), ["minimize", "minimize"], np.zeros((2, 2)))
