@@ -11,7 +11,10 @@ halving), with its paired latency ratio measured.
 Building is resumable: rows are appended to the CSV as they finish and a rerun skips the
 architectures already there. Rows carry the evaluation fingerprint (which includes the model
 builder's version), and rows of another fingerprint are ignored, so a table built by an older
-proxy is rebuilt rather than mixed in. Run: .venv/bin/python bench/tabular.py [--quick] [--workers 2]
+proxy is rebuilt rather than mixed in. The latency ratio is the exception: it is timed on the
+untrained network (seed 0) with the pinned latency settings, so a row whose settings differ
+only in what training cannot change (``SAME_TIMING``) lends its ``latency_rel`` to the rebuilt
+row instead of timing the same network again. Run: .venv/bin/python bench/tabular.py [--quick] [--workers 2]
 """
 
 from __future__ import annotations
@@ -109,14 +112,33 @@ def table_path(epochs: int) -> Path:
     return TABLE if epochs == 3 else TABLE.with_name(f"{TABLE.stem}_e{epochs}.csv")
 
 
-def _evaluate(params: dict[str, Any], epochs: int) -> dict[str, Any]:
+# Training settings that change what is scored but not the network that is timed: rows
+# stored under them differ from the current ones only in those settings.
+SAME_TIMING: tuple[dict[str, Any], ...] = ({"bn_calibration": 0},)
+
+
+def timing_donors(epochs: int) -> set[str]:
+    """Fingerprints of stored rows whose ``latency_rel`` the current table may reuse."""
+    from evaluators import EvalConfig
+
+    base = eval_config(epochs).model_dump(mode="json")
+    return {
+        EvalConfig.model_validate(base | {"train": base["train"] | change}).fingerprint()
+        for change in SAME_TIMING
+    }
+
+
+def _evaluate(params: dict[str, Any], epochs: int, latency_rel: float | None) -> dict[str, Any]:
     from evaluators import evaluate
     from evaluators.hygiene import node_gate
 
     arch = table_space().decode(params)
     t0 = time.perf_counter()
+    cfg = eval_config(epochs)
+    if latency_rel is not None:
+        cfg = cfg.model_copy(update={"measure_latency": False})
     # The gate keeps the other worker from training while this one times latency.
-    m = evaluate(arch, eval_config(epochs), gate=node_gate())
+    m = evaluate(arch, cfg, gate=node_gate())
     return {
         "arch_hash": arch.hash,
         "label": arch.label(),
@@ -124,9 +146,9 @@ def _evaluate(params: dict[str, Any], epochs: int) -> dict[str, Any]:
         "accuracy": m.accuracy,
         "accuracy_std": m.accuracy_std,
         "curves_json": json.dumps(m.accuracies_per_seed),
-        "latency_rel": m.latency_rel,
+        "latency_rel": m.latency_rel if latency_rel is None else latency_rel,
         "flops": m.flops,
-        "eval_fingerprint": m.eval_fingerprint,
+        "eval_fingerprint": eval_config(epochs).fingerprint(),
         "seconds": round(time.perf_counter() - t0, 2),
     }
 
@@ -135,19 +157,22 @@ def fingerprint(epochs: int = 3) -> str:
     return eval_config(epochs).fingerprint()
 
 
-def load_table(path: Path = TABLE) -> dict[str, dict[str, Any]]:
-    """arch hash -> row of the current evaluation fingerprint, with numbers parsed."""
+def load_table(
+    path: Path = TABLE, *, fingerprints: set[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """arch hash -> row of the current evaluation fingerprint (or of one of ``fingerprints``),
+    with numbers parsed."""
     if not path.is_file():
         raise SystemExit(f"no tabular benchmark at {path}; build it: python bench/tabular.py")
-    current: dict[int, str] = {}  # epochs -> the fingerprint a row of that length must carry
+    current: dict[int, set[str]] = {}  # epochs -> the fingerprints a row of that length may carry
     rows = {}
     with path.open() as f:
         for r in csv.DictReader(f):
             r["curves"] = json.loads(r.pop("curves_json"))
             epochs = len(r["curves"][0])
             if epochs not in current:
-                current[epochs] = fingerprint(epochs)
-            if r.get("eval_fingerprint") != current[epochs]:
+                current[epochs] = fingerprints or {fingerprint(epochs)}
+            if r.get("eval_fingerprint") not in current[epochs]:
                 continue  # an older proxy's row: rebuilt, never mixed in
             for key in ("accuracy", "accuracy_std", "latency_rel", "seconds"):
                 r[key] = float(r[key])
@@ -169,9 +194,15 @@ def main() -> None:
     space = table_space()
     done = set(load_table(args.out)) if args.out.is_file() else set()
     todo = [p for p in points if space.decode(p).hash not in done]
+    donors = timing_donors(args.epochs)
+    timed = load_table(args.out, fingerprints=donors) if args.out.is_file() else {}
+    lent = {h: r["latency_rel"] for h, r in timed.items()}
     if args.quick:
         todo = todo[:4]
-    console.print(f"{len(points)} architectures in the sub-space, {len(done)} in the table")
+    console.print(
+        f"{len(points)} architectures in the sub-space, {len(done)} in the table; "
+        f"{sum(space.decode(p).hash in lent for p in todo)} to train keep their stored timing"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.is_file() and args.out.open().readline().strip() != ",".join(COLUMNS):
         args.out.unlink()  # an older layout: its rows are another proxy's anyway
@@ -186,7 +217,9 @@ def main() -> None:
         if new_file:
             writer.writeheader()
         task = progress.add_task("evaluating", total=len(todo))
-        for future in as_completed([pool.submit(_evaluate, p, args.epochs) for p in todo]):
+        for future in as_completed(
+            [pool.submit(_evaluate, p, args.epochs, lent.get(space.decode(p).hash)) for p in todo]
+        ):
             writer.writerow(future.result())
             f.flush()
             progress.advance(task)

@@ -40,18 +40,24 @@ class TrainSettings(BaseModel):
     # those runs are still found (``fingerprint_fields``).
     schedule: Literal["linear", "cosine"] = "linear"  # the decay after warm-up
     ema_decay: float = Field(0.0, ge=0, lt=1)  # 0: off; else validate and ship the EMA weights
+    # Training images whose statistics replace BatchNorm's running averages before each
+    # validation (0: keep the running averages); see ``calibrate_batchnorm``.
+    bn_calibration: int = Field(512, ge=0)
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """What enters the evaluation fingerprint: every setting, except those added later
-        while they keep their defaults (which reproduce the numbers from before)."""
+        while they hold the value that reproduces the numbers from before they existed."""
         data = self.model_dump(mode="json")
-        for name in _ADDED_LATER:
-            if data[name] == TrainSettings.model_fields[name].default:
+        for name, before in _ADDED_LATER.items():
+            if data[name] == before:
                 del data[name]
         return data
 
 
-_ADDED_LATER = ("schedule", "ema_decay")
+# Settings added after runs were stored -> the value that behaves as the code did before.
+# Runs stored then keep their fingerprint under that value; a new default that changes the
+# numbers (``bn_calibration``) gives new runs a new fingerprint.
+_ADDED_LATER: dict[str, Any] = {"schedule": "linear", "ema_decay": 0.0, "bn_calibration": 0}
 
 
 def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
@@ -82,6 +88,30 @@ def make_scheduler(
         return left if s.schedule == "linear" else 0.5 * (1 - math.cos(math.pi * left))
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def calibrate_batchnorm(model: nn.Module, data: Dataset, images: int, batch_size: int) -> None:
+    """Replace every BatchNorm's running statistics with those of the current weights,
+    measured on the first ``images`` training images (precise BN, after Wu & Johnson,
+    "Rethinking 'Batch' in BatchNorm", 2021).
+
+    Why: the running averages (momentum 0.1) mix the statistics of the last ~10 steps' weights.
+    Early in a short schedule, at a high learning rate and with 16-40 steps per epoch, those
+    weights move so fast that the averages describe none of them, and an evaluation-mode
+    network that already classifies well with its batch statistics scores at chance: on
+    digits after 2 of 5 epochs, 0.12 with the running averages against 0.91 with batch
+    statistics. Successive halving ranks trials at such early epochs. Training never reads the
+    running averages, so this changes what is scored, not what is learned; the CPU random
+    state is kept, so a stochastic layer in train mode cannot shift the training run either.
+    """
+    if images <= 0:
+        return
+    batches = (
+        _memory_format(data.normalize(data.train.images[i : i + batch_size]))
+        for i in range(0, min(images, len(data.train)), batch_size)
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.optim.swa_utils.update_bn(batches, model)
 
 
 @torch.inference_mode()
@@ -143,6 +173,7 @@ class SeedTrainer:
         )
         self.epoch = 0  # epochs completed
         self.loss = float("nan")  # the last epoch's mean training loss
+        self._calibrated_at = -1  # the epoch whose BatchNorm statistics were last measured
 
     @property
     def trained(self) -> nn.Module:
@@ -179,6 +210,10 @@ class SeedTrainer:
 
     def score(self, split: str) -> float:
         with self.step_guard():
+            if self._calibrated_at != self.epoch:
+                s = self.settings
+                calibrate_batchnorm(self.trained, self.data, s.bn_calibration, s.batch_size)
+                self._calibrated_at = self.epoch
             runner = self.runner if self.ema is None else self.ema.module
             return accuracy(runner, self.data, getattr(self.data, split))
 
@@ -199,6 +234,7 @@ class SeedTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
         self.epoch = int(state["epoch"])
+        self._calibrated_at = -1
         self.loss = float(state.get("loss", float("nan")))
         if self.ema is not None:
             self.ema.module.load_state_dict(state["ema"])

@@ -27,12 +27,15 @@ ARCH = uniform(
 
 
 def test_settings_added_later_leave_stored_fingerprints_alone():
-    # The default evaluation's fingerprint before `schedule` and `ema_decay` existed: stored
-    # runs (the fidelity store, study evals) must still be found under it.
-    assert EvalConfig().fingerprint() == "889b8a9ddb619191"
+    # The default evaluation's fingerprint before `schedule`, `ema_decay` and `bn_calibration`
+    # existed: stored runs (the fidelity store, the tabular tables) are still found under the
+    # values that reproduce them, and the calibrated default, which scores differently, is not.
+    before = EvalConfig(train=TrainSettings(bn_calibration=0))
+    assert before.fingerprint() == "889b8a9ddb619191"
     cosine = EvalConfig(train=TrainSettings(schedule="cosine"))
     ema = EvalConfig(train=TrainSettings(ema_decay=0.99))
-    assert len({EvalConfig().fingerprint(), cosine.fingerprint(), ema.fingerprint()}) == 3
+    prints = {before.fingerprint(), EvalConfig().fingerprint(), cosine.fingerprint()}
+    assert len(prints | {ema.fingerprint()}) == 4
 
 
 def test_cosine_schedule_warms_up_then_follows_a_half_cosine_to_zero():

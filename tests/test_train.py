@@ -168,3 +168,64 @@ def test_a_stored_outcome_is_checked_against_the_bounds_of_each_request(tmp_path
     assert again.constraints == {"max_params": trained.params - loose["max_params"]}
     with pytest.raises(ValueError, match="unknown constraint 'max_colour'; allowed: max_flops"):
         evaluate(arch, cfg, workdir, constraints={"max_colour": 1})
+
+
+def _bn_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.BatchNorm2d(3), torch.nn.Dropout(0.5)
+    )
+
+
+def test_batchnorm_calibration_measures_the_current_weights_on_training_images():
+    from evaluators.data import load_dataset
+    from evaluators.train import calibrate_batchnorm
+
+    data = load_dataset("digits", image_size=8)
+    net = _bn_net()
+    bn = net[1]
+    net.eval()
+    bn.running_mean.fill_(5.0)  # stale statistics from "earlier weights"
+    rng = torch.get_rng_state()
+    calibrate_batchnorm(net, data, images=96, batch_size=32)
+    with torch.no_grad():
+        batches = [net[0](data.normalize(data.train.images[i : i + 32])) for i in (0, 32, 64)]
+    # Equal batches, momentum None: the running mean is the mean over all 96 images, and the
+    # running variance the mean of the batches' unbiased variances.
+    mean = torch.cat(batches).mean((0, 2, 3))
+    var = torch.stack([b.var((0, 2, 3), unbiased=True) for b in batches]).mean(0)
+    assert torch.allclose(bn.running_mean, mean, atol=1e-5)
+    assert torch.allclose(bn.running_var, var, rtol=1e-4)
+    assert bn.momentum == 0.1 and not net.training  # put back as found
+    assert torch.equal(torch.get_rng_state(), rng)  # the dropout in train mode drew nothing
+    before = bn.running_mean.clone()
+    calibrate_batchnorm(net, data, images=0, batch_size=32)  # 0: off
+    assert torch.equal(bn.running_mean, before)
+
+
+@pytest.mark.trains
+def test_calibration_changes_what_is_scored_not_what_is_learned():
+    from evaluators.data import load_dataset
+    from evaluators.train import SeedTrainer, accuracy
+    from spaces import build_model
+
+    data = load_dataset("digits", image_size=16)
+    arch = uniform("resnet18", StageChoice(attention="ca"), **QUICK_ARCH)
+    runs = {}
+    for images in (0, 512):
+        settings = TrainSettings(epochs=5, batch_size=64, lr=0.2, bn_calibration=images)
+        trainer = SeedTrainer(build_model(arch, seed=0), data, settings, seed=0)
+        stale, scored = [], []
+        for _ in range(2):
+            trainer.train_epoch()
+            stale.append(accuracy(trainer.model, data, data.val))
+            scored.append(trainer.score("val"))
+        weights = {k: v for k, v in trainer.model.state_dict().items() if "running" not in k and "num_batches" not in k}
+        runs[images] = (stale, scored, weights, trainer.generator.get_state())
+    (stale0, scored0, w0, g0), (_, scored1, w1, g1) = runs[0], runs[512]
+    assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)
+    assert torch.equal(g0, g1)
+    assert scored0 == stale0  # off: the running averages, as before
+    # Early in the schedule the running averages describe none of the recent weights; the
+    # calibrated score is what the network can do (digits, epoch 1: ~0.2 against ~0.7).
+    assert scored1[0] > stale0[0] + 0.2, (scored1, stale0)
