@@ -220,7 +220,11 @@ def test_calibration_changes_what_is_scored_not_what_is_learned():
             trainer.train_epoch()
             stale.append(accuracy(trainer.model, data, data.val))
             scored.append(trainer.score("val"))
-        weights = {k: v for k, v in trainer.model.state_dict().items() if "running" not in k and "num_batches" not in k}
+        weights = {
+            k: v
+            for k, v in trainer.model.state_dict().items()
+            if "running" not in k and "num_batches" not in k
+        }
         runs[images] = (stale, scored, weights, trainer.generator.get_state())
     (stale0, scored0, w0, g0), (_, scored1, w1, g1) = runs[0], runs[512]
     assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)
