@@ -137,28 +137,43 @@ def _hv_cell(e: dict[str, Any], k: int) -> str:
     return text
 
 
-def _verdict(eff: list[dict[str, Any]], k: int) -> str:
-    if not any(f"vs_random@{k}" in e for e in eff):
+def _verdict(eff: list[dict[str, Any]], ks: list[int]) -> str:
+    """Which samplers beat random beyond its interval, at each checkpoint where any does."""
+    if not any(f"vs_random@{k}" in e for e in eff for k in ks):
         return ""
-    better = [e["sampler"] for e in eff if e.get(f"beats_random@{k}")]
-    if better:
-        return f"After {k} architectures, {', '.join(better)} beat random beyond its 95% interval."
+    said = []
+    for k in ks:
+        better = [e["sampler"] for e in eff if e.get(f"beats_random@{k}")]
+        if better:
+            said.append(f"after {k} architectures {', '.join(better)}")
+    k = ks[-1]
+    if said:
+        last = (
+            ""
+            if any(e.get(f"beats_random@{k}") for e in eff)
+            else (
+                f"; after {k} none does (all samplers at {min(e[f'hv@{k}'] for e in eff):.3f}-"
+                f"{max(e[f'hv@{k}'] for e in eff):.3f} of the true hypervolume)"
+            )
+        )
+        return f"Beyond random's 95% interval: {'; '.join(said)}{last}."
     return (
         f"After {k} architectures no sampler beats random beyond its 95% interval: on this "
         "table the samplers cannot be told apart."
     )
 
 
-def _stale_table(r: dict[str, Any]) -> str:
-    """A warning when the replay predates the stored table's current build."""
+def _stale_table(r: dict[str, Any], epochs: int = 3, rerun: str = "bench/samplers.py") -> str:
+    """A warning when the replay predates the evaluation its table is now built with."""
     sys.path.insert(0, str(ROOT))
     import tabular
 
-    if r.get("table_fingerprint") == tabular.fingerprint():
+    if r.get("table_fingerprint") == tabular.fingerprint(epochs):
         return ""
     return (
-        "**Stale:** these figures were replayed against an earlier build of the table (before "
-        "the fixed proxy and 2 seeds); rerun `bench/samplers.py`.\n\n"
+        "**Stale:** these figures were replayed against a table built with earlier evaluation "
+        f"settings (fingerprint {r.get('table_fingerprint')}, now {tabular.fingerprint(epochs)}"
+        f"); rebuild the table and rerun `{rerun}`.\n\n"
     )
 
 
@@ -212,7 +227,7 @@ def samplers(r: dict[str, Any]) -> str:
                 rows,
             ),
             "",
-            _verdict(eff, ks[-1]),
+            _verdict(eff, ks),
             "",
             _table_noise(r["table"]),
             "",
@@ -412,15 +427,16 @@ def _mean_sd(values: list[float]) -> str:
 
 
 def multifidelity(r: dict[str, Any]) -> str:
-    """The main replay, then each other stored table's (``multifidelity_*.json``: a longer
-    table, with more rungs)."""
+    """The main replay, then each other stored replay (``multifidelity_*.json``: a longer
+    table with more rungs, or another eta)."""
     others = [
         json.loads(p.read_text()) for p in sorted((ROOT / "results").glob("multifidelity_*.json"))
     ]
     parts = [_replay(r)]
     for other in others:
         if not other.get("quick"):
-            parts += ["", f"### {other['epochs_per_trial']} epochs per trial", "", _replay(other)]
+            title = f"{other['epochs_per_trial']} epochs per trial, eta {other['eta']}"
+            parts += ["", f"### {title}", "", _replay(other)]
     return "\n".join(parts)
 
 
@@ -447,9 +463,13 @@ def _replay(r: dict[str, Any]) -> str:
         if full and sh
         else _unreached(r)
     )
+    epochs, stale = r["epochs_per_trial"], ""
+    if "table_fingerprint" in r:
+        rerun = "make bench-halving" if epochs == 9 else "bench/multifidelity.py"
+        stale = _stale_table(r, epochs, rerun)
     return "\n".join(
         [
-            _table_signal(r),
+            stale + _table_signal(r),
             "",
             f"Replayed on `{r['table']}` ({r['table_rows']} architectures, {r['epochs_per_trial']} "
             f"epochs each; rungs {r['rungs']}, eta {r['eta']}), {r['rows'][0]['seeds']} seeds per "

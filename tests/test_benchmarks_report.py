@@ -43,3 +43,22 @@ def test_report_renders_measured_figures_and_never_quick_or_missing_ones(tmp_pat
     assert "Not measured yet." in sections["Short-schedule fidelity"]
     assert "No GPU figures yet." in sections["GPU check"]
     assert [title for title, _, _ in report.SECTIONS.values()] == list(sections)[1:]
+
+
+def test_sampler_verdict_names_each_checkpoint_where_a_sampler_beats_random():
+    report = _report_module()
+    eff = [
+        {"sampler": "gp", "hv@25": 0.99, "vs_random@25": 0.04, "beats_random@25": True,
+         "hv@100": 0.999, "vs_random@100": 0.006, "beats_random@100": False},
+        {"sampler": "tpe", "hv@25": 0.96, "vs_random@25": 0.01, "beats_random@25": False,
+         "hv@100": 0.998, "vs_random@100": 0.005, "beats_random@100": False},
+        {"sampler": "random", "hv@25": 0.95, "hv@100": 0.993},
+    ]  # fmt: skip
+    said = report._verdict(eff, [25, 100])
+    assert said == (
+        "Beyond random's 95% interval: after 25 architectures gp; after 100 none does "
+        "(all samplers at 0.993-0.999 of the true hypervolume)."
+    )
+    for e in eff[:2]:
+        e["beats_random@25"] = False
+    assert report._verdict(eff, [25, 100]).startswith("After 100 architectures no sampler")
