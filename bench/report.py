@@ -370,10 +370,15 @@ def _recipes(main: dict[str, Any]) -> list[str]:
     found = [r for r in found if not r.get("quick")]
     if len(found) < 2:
         return []
+    from evaluators.train import ADDED_LATER
+
+    # A recipe stored before a setting existed ran with the value that setting now gives for
+    # "as before", so it is compared as such.
+    base = ADDED_LATER | found[0]["short_recipe"]
     rows = []
     for r in found:
-        base = found[0]["short_recipe"]
-        changed = {k: v for k, v in r["short_recipe"].items() if base.get(k) != v}
+        recipe = ADDED_LATER | r["short_recipe"]
+        changed = {k: v for k, v in recipe.items() if base.get(k) != v}
         beyond = sum(bool(g["beyond_2_sigma"]) for g in r["rank_shift"].values())
         rows.append(
             [
@@ -436,11 +441,14 @@ def multifidelity(r: dict[str, Any]) -> str:
     for other in others:
         if not other.get("quick"):
             title = f"{other['epochs_per_trial']} epochs per trial, eta {other['eta']}"
-            parts += ["", f"### {title}", "", _replay(other)]
+            same_table = other.get("table_fingerprint") == r.get("table_fingerprint")
+            parts += ["", f"### {title}", "", _replay(other, signal=not same_table)]
     return "\n".join(parts)
 
 
-def _replay(r: dict[str, Any]) -> str:
+def _replay(r: dict[str, Any], signal: bool = True) -> str:
+    """One replay's table and verdict, after what its table can judge (``signal``: left out
+    where the section above already showed the same table)."""
     checkpoints = sorted(int(k[3:]) for k in r["rows"][0] if k.startswith("hv@") and "_" not in k)
     rows = [
         [
@@ -469,7 +477,7 @@ def _replay(r: dict[str, Any]) -> str:
         stale = _stale_table(r, epochs, rerun)
     return "\n".join(
         [
-            stale + _table_signal(r),
+            stale + (_table_signal(r) if signal else f"The same table as above ({r['table']})."),
             "",
             f"Replayed on `{r['table']}` ({r['table_rows']} architectures, {r['epochs_per_trial']} "
             f"epochs each; rungs {r['rungs']}, eta {r['eta']}), {r['rows'][0]['seeds']} seeds per "

@@ -48,7 +48,7 @@ class TrainSettings(BaseModel):
         """What enters the evaluation fingerprint: every setting, except those added later
         while they hold the value that reproduces the numbers from before they existed."""
         data = self.model_dump(mode="json")
-        for name, before in _ADDED_LATER.items():
+        for name, before in ADDED_LATER.items():
             if data[name] == before:
                 del data[name]
         return data
@@ -57,7 +57,7 @@ class TrainSettings(BaseModel):
 # Settings added after runs were stored -> the value that behaves as the code did before.
 # Runs stored then keep their fingerprint under that value; a new default that changes the
 # numbers (``bn_calibration``) gives new runs a new fingerprint.
-_ADDED_LATER: dict[str, Any] = {"schedule": "linear", "ema_decay": 0.0, "bn_calibration": 0}
+ADDED_LATER: dict[str, Any] = {"schedule": "linear", "ema_decay": 0.0, "bn_calibration": 0}
 
 
 def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
