@@ -36,8 +36,8 @@ class TrainSettings(BaseModel):
     warmup_fraction: float = Field(0.2, ge=0, lt=1)
     augment: bool = True
     compile: bool = False
-    # Added after runs were stored: at their defaults they stay out of the fingerprint, so
-    # those runs are still found (``fingerprint_fields``).
+    # Added after runs were stored: at the value that behaves as before (``ADDED_LATER``)
+    # they stay out of the fingerprint, so those runs are still found (``fingerprint_fields``).
     schedule: Literal["linear", "cosine"] = "linear"  # the decay after warm-up
     ema_decay: float = Field(0.0, ge=0, lt=1)  # 0: off; else validate and ship the EMA weights
     # Training images whose statistics replace BatchNorm's running averages before each
@@ -100,9 +100,10 @@ def calibrate_batchnorm(model: nn.Module, data: Dataset, images: int, batch_size
     weights move so fast that the averages describe none of them, and an evaluation-mode
     network that already classifies well with its batch statistics scores at chance: on
     digits at 16 px after 2 of 5 epochs, 0.14 with the running averages against 0.91 with
-    re-measured statistics (0.99 either way after the last). Successive halving ranks trials at such early epochs. Training never reads the
-    running averages, so this changes what is scored, not what is learned; the CPU random
-    state is kept, so a stochastic layer in train mode cannot shift the training run either.
+    re-measured statistics (0.99 either way after the last). Successive halving ranks trials
+    at such early epochs. Training never reads the running averages, so this changes what is
+    scored, not what is learned; the CPU random state is kept, so a stochastic layer in train
+    mode cannot shift the training run either.
     """
     if images <= 0:
         return
