@@ -5,6 +5,8 @@ repeat itself, and results that do not match the request."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import optuna
 import pytest
@@ -186,24 +188,46 @@ def test_a_paper_baseline_runs_as_its_authors_built_it_outside_the_spaces_option
     assert record.arch_hash == eca.arch.hash and record.baseline == "eca"
 
 
-def _open(url: str) -> str:
-    from search.study import connect_storage
+# Each child imports first, then waits at a file barrier until all four are ready, so the
+# four open the fresh storage at the same moment, attempt after attempt.
+_OPEN_AT_ONCE = """
+import sys, time
+from pathlib import Path
+from search.study import connect_storage
 
-    connect_storage(url)
-    return "ok"
+folder, me, children, attempts = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+for attempt in range(attempts):
+    (folder / f"ready-{attempt}-{me}").touch()
+    while len(list(folder.glob(f"ready-{attempt}-*"))) < children:
+        time.sleep(0.001)
+    connect_storage(f"sqlite:///{folder}/race{attempt}.db")
+"""
 
 
 def test_processes_opening_a_fresh_sqlite_storage_at_once_all_succeed(tmp_path):
     """A driver and a watcher (optuna-dashboard, a polling test) creating the schema at the
     same moment used to fail one of them with "table studies already exists"."""
-    import multiprocessing
-
-    # forked, not spawned: each child opens the storage at once instead of first spending
-    # seconds importing torch (the race is between processes, whatever started them)
-    with multiprocessing.get_context("fork").Pool(4) as pool:
-        for attempt in range(5):
-            url = f"sqlite:///{tmp_path}/race{attempt}.db"
-            assert pool.map(_open, [url] * 4, chunksize=1) == ["ok"] * 4
+    # Fresh interpreters, not forks of this one: a fork of a process that has run Ray's
+    # threads (earlier tests) can inherit a lock held mid-operation and hang for good.
+    children, attempts = 4, 5
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _OPEN_AT_ONCE,
+                str(tmp_path),
+                str(k),
+                str(children),
+                str(attempts),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(children)
+    ]
+    errors = [p.communicate(timeout=240)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * children, errors
 
 
 # -- successive halving, decided by the driver without Ray -----------------------------------
