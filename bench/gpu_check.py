@@ -20,7 +20,10 @@ Run on a GPU machine: .venv/bin/python bench/gpu_check.py
 from __future__ import annotations
 
 import argparse
+import json
 import time
+import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +51,16 @@ TARGETS: list[tuple[str, dict[str, Any]]] = [
     ),
     ("onnxruntime fp32", {"runtime": "onnxruntime"}),
 ]
+SELF_CHECK = ("eager fp32", "eager bf16 channels_last")
 
 
 def models(image_size: int, quick: bool) -> list[tuple[str, Any, Any]]:
-    """(name, candidate arch, reference arch) at the deployment resolution."""
+    """(name, candidate arch, reference arch) at the deployment resolution. The first pair is
+    the reference timed against a separately built copy of itself: its latency_rel should read
+    1.000, and how far it strays is the noise floor every other row is read against."""
     small = {"widths": (16, 32, 64, 128)} if quick else {}
     pairs = [
+        ("resnet18 none (against itself)", "resnet18", None, small),
         ("resnet18 ca@standard", "resnet18", StageChoice(attention="ca"), small),
         (
             "mobilenetv2_100 ca@mid",
@@ -63,50 +70,65 @@ def models(image_size: int, quick: bool) -> list[tuple[str, Any, Any]]:
         ),
     ]
     out = []
-    for name, backbone, choice, extra in pairs[:1] if quick else pairs:
+    for name, backbone, choice, extra in pairs[:2] if quick else pairs:
         common = {"num_classes": 1000, "image_size": image_size, **extra}
-        out.append((name, uniform(backbone, choice, **common), uniform(backbone, **common)))
+        candidate = uniform(backbone, choice, **common) if choice else uniform(backbone, **common)
+        out.append((name, candidate, uniform(backbone, **common)))
     return out
 
 
-def latency_rows(device: str, image_size: int, batch: int, quick: bool, console) -> list[dict]:
-    rows = []
+def latency_row(
+    model_name: str, cand, ref, row_name: str, target: dict[str, Any], device: str,
+    image_size: int, batch: int, quick: bool, console,
+) -> dict[str, Any]:  # fmt: skip
+    """One (model, target) measurement, or the one-line reason it could not run here."""
     sampling = {"repeats": 3, "warmup": 1, "min_sample_ms": 1, "max_seconds": 0.5} if quick else {}
+    settings = LatencySettings(
+        targets=[{**target, "batch_size": batch, "name": row_name.replace(" ", "_")}], **sampling
+    )
+    row: dict[str, Any] = {"model": model_name, "target": row_name, **target}
+    try:
+        r = measure_latency(cand, ref, (3, image_size, image_size), settings, device)
+    except (RuntimeUnavailable, RuntimeError) as exc:
+        row["error"] = str(exc).strip().splitlines()[0]
+        console.print(f"  {model_name} / {row_name}: [yellow]{row['error']}[/]")
+        return row
+    row |= {
+        "latency_ms": r.latency_ms,
+        "latency_ci_ms": list(r.latency_ci_ms),
+        "iqr_over_median": r.latency_iqr_ms / r.latency_ms,
+        "reference_ms": r.reference_ms,
+        "latency_rel": r.latency_rel,
+        "latency_rel_ci": list(r.latency_rel_ci),
+        "latency_rel_iqr_over_median": r.latency_rel_iqr / r.latency_rel,
+        "blocks": r.blocks,
+        "seconds": r.seconds,
+        "compile_seconds": r.compile_seconds,
+        "runtime_version": r.runtime_version,
+        "batch_size": batch,
+        "image_size": image_size,
+    }
+    console.print(f"  {model_name} / {row_name}: {r.latency_ms:.3f} ms, rel {r.latency_rel:.3f}")
+    return row
+
+
+def latency_rows(
+    device: str, image_size: int, batch: int, quick: bool, console, compiled: bool
+) -> Iterator[dict[str, Any]]:
+    """Every (model, target) row, the compiled targets only when ``compiled`` (they take
+    minutes, so the script runs them last: a run cut short still has everything else)."""
     for model_name, cand_arch, ref_arch in models(image_size, quick):
         cand, ref = build_model(cand_arch, seed=0), build_model(ref_arch, seed=0)
         for row_name, target in TARGETS:
+            if (target["runtime"] == "torch_compile") != compiled:
+                continue
             if device == "cpu" and target.get("dtype") == "float16":
                 continue  # half precision on a CPU is neither shipped nor meaningful
-            settings = LatencySettings(
-                targets=[{**target, "batch_size": batch, "name": "t"}], **sampling
+            if "against itself" in model_name and row_name not in SELF_CHECK:
+                continue  # the noise floor needs the plain and the shipped eager forms only
+            yield latency_row(
+                model_name, cand, ref, row_name, target, device, image_size, batch, quick, console
             )
-            row: dict[str, Any] = {"model": model_name, "target": row_name, **target}
-            try:
-                r = measure_latency(cand, ref, (3, image_size, image_size), settings, device)
-            except (RuntimeUnavailable, RuntimeError) as exc:
-                row["error"] = str(exc).splitlines()[0]
-                console.print(f"  {model_name} / {row_name}: [yellow]{row['error']}[/]")
-                rows.append(row)
-                continue
-            row |= {
-                "latency_ms": r.latency_ms,
-                "latency_ci_ms": list(r.latency_ci_ms),
-                "iqr_over_median": r.latency_iqr_ms / r.latency_ms,
-                "reference_ms": r.reference_ms,
-                "latency_rel": r.latency_rel,
-                "latency_rel_ci": list(r.latency_rel_ci),
-                "blocks": r.blocks,
-                "seconds": r.seconds,
-                "compile_seconds": r.compile_seconds,
-                "runtime_version": r.runtime_version,
-                "batch_size": batch,
-                "image_size": image_size,
-            }
-            console.print(
-                f"  {model_name} / {row_name}: {r.latency_ms:.3f} ms, rel {r.latency_rel:.3f}"
-            )
-            rows.append(row)
-    return rows
 
 
 def training_trial(device: str, quick: bool) -> dict[str, Any]:
@@ -152,24 +174,32 @@ def cifar_epoch(device: str) -> list[dict]:
     return gpu_schedule((1,))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--device", default="cuda", help="cuda (the point), or cpu to test the script")
-    ap.add_argument("--quick", action="store_true", help="tiny sizes: proves the script works")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "gpu_check.json")
-    args = ap.parse_args()
-    console = Console()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(
-            "gpu_check: no CUDA device here; run it on a GPU machine (or --device cpu)"
-        )
-    image_size, batch = (32, 2) if args.quick else (224, 32)
-    console.print(f"gpu_check on {args.device}: {image_size} px, batch {batch}")
-    t0 = time.perf_counter()
-    latency = latency_rows(args.device, image_size, batch, args.quick, console)
-    trial = training_trial(args.device, args.quick)
-    cifar = cifar_epoch(args.device)
-    table = Table(title=f"latency at {image_size} px, batch {batch} ({args.device})")
+def versions() -> dict[str, str]:
+    """What every number here depends on besides the hardware."""
+    import importlib.metadata as md
+
+    out = {"cudnn": str(torch.backends.cudnn.version()), "cudnn_benchmark": str(
+        torch.backends.cudnn.benchmark)}  # fmt: skip
+    for package in ("torch", "triton", "timm", "onnxruntime", "onnxruntime-gpu", "numpy"):
+        try:
+            out[package] = md.version(package)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def guarded(section: str, fn: Callable[[], Any], console) -> Any:
+    """``fn()``, or a record of why it failed: one section that breaks on new hardware must not
+    cost the numbers of the others (the device is lent for minutes)."""
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - recorded and printed, never swallowed silently
+        console.print(f"[red]{section} failed:[/] {type(exc).__name__}: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+
+
+def latency_table(latency: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
     for c in ("model", "target", "ms (95% CI)", "IQR/median", "latency_rel (95% CI)", "compile s"):
         table.add_column(c)
     for r in latency:
@@ -184,22 +214,63 @@ def main() -> None:
             f"{r['latency_rel']:.3f} ({r['latency_rel_ci'][0]:.3f}-{r['latency_rel_ci'][1]:.3f})",
             f"{r['compile_seconds']:.1f}" if r["compile_seconds"] else "",
         )
-    console.print(table)
-    console.print(
-        f"training trial: {trial['seconds']:.1f} s ({trial['train_seconds']:.1f} s training), "
-        f"{trial['evaluations_per_hour']:.0f} evaluations per hour"
-    )
-    result = {
+    return table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--device", default="cuda", help="cuda (the point), or cpu to test the script")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: proves the script works")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "gpu_check.json")
+    args = ap.parse_args()
+    console = Console()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(
+            "gpu_check: no CUDA device here; run it on a GPU machine (or --device cpu)"
+        )
+    image_size, batch = (32, 2) if args.quick else (224, 32)
+    console.print(f"gpu_check on {args.device}: {image_size} px, batch {batch}")
+    t0 = time.perf_counter()
+    result: dict[str, Any] = {
         "device": args.device,
         "quick": args.quick,
         "hardware": hardware_info(torch.device(args.device)),
+        "versions": versions(),
         "image_size": image_size,
         "batch_size": batch,
-        "latency": latency,
-        "training_trial": trial,
-        "cifar_shaped_epochs": cifar,
-        "seconds": time.perf_counter() - t0,
+        "latency": [],
     }
+
+    def save() -> None:
+        # after every row, so a run cut short by the lease still leaves what it measured
+        result["seconds"] = time.perf_counter() - t0
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+
+    def rows(compiled: bool) -> None:
+        for row in latency_rows(args.device, image_size, batch, args.quick, console, compiled):
+            result["latency"].append(row)
+            save()
+
+    guarded("latency", lambda: rows(compiled=False), console)
+    result["training_trial"] = guarded(
+        "training trial", lambda: training_trial(args.device, args.quick), console
+    )
+    save()
+    result["cifar_shaped_epochs"] = guarded(
+        "cifar epoch", lambda: cifar_epoch(args.device), console
+    )
+    save()
+    guarded("compiled latency", lambda: rows(compiled=True), console)
+    console.print(latency_table(result["latency"], f"latency at {image_size} px, batch {batch} "
+                                f"({args.device})"))  # fmt: skip
+    trial = result["training_trial"]
+    if "error" not in trial:
+        console.print(
+            f"training trial: {trial['seconds']:.1f} s ({trial['train_seconds']:.1f} s training), "
+            f"{trial['evaluations_per_hour']:.0f} evaluations per hour"
+        )
+    result["seconds"] = time.perf_counter() - t0
     write_result(result, args.out)
 
 

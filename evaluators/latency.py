@@ -10,7 +10,9 @@ each forward brings it to 1-3% (``bench/measurement.py``). Each turn first runs 
 once untimed: the other model's pass evicts part of its working set, and timing that cold
 pass read ratios 1-4% closer to 1 than steady-state runs of 20 (ELA-S 2.14 against 2.23),
 while the warmed pass reads within 1% of them. ``torch.utils.benchmark.Timer`` times one
-statement per block, so it cannot pair at this grain.
+statement per block, so it cannot pair at this grain. On a GPU each timed pass starts from an
+idle device (synchronised) and CUDA events time it, launches included: the latency of one
+request, which at small batches is mostly the host launching kernels.
 
 Each of ``targets`` is a runtime with its own batch, threads, dtype, layout and input
 resolution (``evaluators.runtimes``); on each, the candidate and the reference are timed in
@@ -210,6 +212,11 @@ class _Pair:
             for which in (0, 1) if i % 2 == 0 else (1, 0):
                 self.runs[which]()  # untimed: warms the caches the other model's pass evicted
                 if self.cuda:
+                    # A request meets an idle GPU: without this, the start event waits for the
+                    # untimed pass still queued, and a model fast to launch reads its GPU time
+                    # while one slow to launch reads its launches (H200: one ResNet-18 read
+                    # 1.62 ms beside itself and 2.19 ms beside coordinate attention).
+                    torch.cuda.synchronize()
                     start = torch.cuda.Event(enable_timing=True)
                     end = torch.cuda.Event(enable_timing=True)
                     start.record()

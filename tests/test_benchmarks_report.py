@@ -62,3 +62,41 @@ def test_sampler_verdict_names_each_checkpoint_where_a_sampler_beats_random():
     for e in eff[:2]:
         e["beats_random@25"] = False
     assert report._verdict(eff, [25, 100]).startswith("After 100 architectures no sampler")
+
+
+def test_gpu_section_shows_errors_and_the_reference_beside_itself_and_beside_a_module(monkeypatch):
+    report = _report_module()
+
+    def row(model: str, ref_ms: float, target: str = "eager bf16 channels_last") -> dict:
+        return {
+            "model": model, "target": target, "latency_ms": 2 * ref_ms,
+            "latency_ci_ms": [1.9 * ref_ms, 2.1 * ref_ms], "iqr_over_median": 0.05,
+            "reference_ms": ref_ms, "latency_rel": 2.0, "latency_rel_ci": [1.9, 2.1],
+            "latency_rel_iqr_over_median": 0.02, "compile_seconds": None,
+        }  # fmt: skip
+
+    def result(alone: float, beside: float) -> dict:
+        return {
+            "device": "cuda", "image_size": 224, "batch_size": 32,
+            "hardware": {"name": "GPU X", "cuda": "13.0", "python": "3.12"},
+            "versions": {"torch": "2.11.0"},
+            "latency": [
+                row("resnet18 none (against itself)", alone),
+                row("resnet18 ca@standard", beside),
+                {"model": "resnet18 ca@standard", "target": "onnxruntime fp32",
+                 "error": "no CUDA provider in this onnxruntime"},
+            ],
+            "training_trial": {"error": "RuntimeError: boom"},
+            "cifar_shaped_epochs": [],
+        }  # fmt: skip
+
+    stored = {"gpu_check_unsynced": result(1.6, 2.0)}
+    monkeypatch.setattr(report, "_load", lambda name: stored.get(name))
+    text = report.gpu_check(result(2.5, 2.55))
+    assert "GPU X, CUDA 13.0" in text and "torch 2.11.0" in text
+    assert "| no CUDA provider in this onnxruntime |" in text
+    assert "read 1.600 ms beside itself and 2.000 ms beside ca@standard (+25%)" in text
+    assert "synchronised, 2.500 and 2.550 ms (+2%)" in text
+    assert "Training trial failed: RuntimeError: boom" in text
+    stored.clear()  # no earlier run stored: no before/after paragraph, the table still shows
+    assert "beside itself" not in report.gpu_check(result(2.5, 2.55))

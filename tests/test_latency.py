@@ -149,3 +149,36 @@ def test_torch_compile_reports_its_compile_time_apart_from_latency():
     r = measure_latency(model, model, (1, 8, 8), s)
     assert r.compile_seconds is not None and r.compile_seconds > 0
     assert r.target.runtime == "torch_compile"
+
+
+def test_on_a_gpu_each_timed_pass_starts_from_an_idle_device(monkeypatch):
+    # CI has no GPU: fake CUDA events and synchronize, and check the order of what is done.
+    # The timed pass must be fenced off from the untimed pass queued before it; else the
+    # events read queue backlog for one model and launch time for the other.
+    from evaluators import latency
+
+    log: list[str] = []
+
+    class FakeEvent:
+        def __init__(self, enable_timing: bool) -> None:
+            assert enable_timing
+
+        def record(self) -> None:
+            log.append("record")
+
+        def elapsed_time(self, end: FakeEvent) -> float:
+            return 2.0
+
+    monkeypatch.setattr(latency.torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(latency.torch.cuda, "synchronize", lambda: log.append("sync"))
+
+    def run(name: str):
+        return lambda: log.append(name)
+
+    a = latency.Prepared(run("a"), "fake", cuda_events=True)
+    b = latency.Prepared(run("b"), "fake", cuda_events=True)
+    assert latency._Pair(a, b).block(2) == (2.0, 2.0)
+    # pair 1: A then B; pair 2: B then A; each an untimed pass, a sync, then the timed pass
+    expected = [x for which in "abba" for x in (which, "sync", "record", which, "record")]
+    assert log[: len(expected)] == expected
+    assert log[len(expected) :] == ["sync"]  # the events are read once all have completed
