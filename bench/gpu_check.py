@@ -4,7 +4,9 @@
    no-attention reference at 224 px: eager float32, eager float32 channels_last, eager bf16 and
    fp16 channels_last, torch.compile bf16 channels_last (compile time reported apart), and
    ONNX Runtime's CUDA provider (float32). Each row: latency_ms with its 95% interval and
-   IQR/median, latency_rel with its interval, blocks sampled (CUDA events, per-forward A/B).
+   IQR/median, latency_rel with its interval, blocks sampled (CUDA events, per-forward A/B,
+   each timed pass from an idle GPU). First, the reference against a separately built copy of
+   itself, eager fp32 and bf16: 1.000 is exact, and its distance from 1 is the noise floor.
 2. One training trial as the search runs it (``evaluators.evaluate``: the embedded clutter
    task, 5 epochs, 2 seeds in lockstep, bf16 autocast and channels_last on a GPU, its latency
    included) and the evaluations per hour that implies; on a GPU also a ResNet-18 epoch on
@@ -178,8 +180,8 @@ def versions() -> dict[str, str]:
     """What every number here depends on besides the hardware."""
     import importlib.metadata as md
 
-    out = {"cudnn": str(torch.backends.cudnn.version()), "cudnn_benchmark": str(
-        torch.backends.cudnn.benchmark)}  # fmt: skip
+    cudnn = torch.backends.cudnn
+    out = {"cudnn": str(cudnn.version()), "cudnn_benchmark": str(cudnn.benchmark)}
     for package in ("torch", "triton", "timm", "onnxruntime", "onnxruntime-gpu", "numpy"):
         try:
             out[package] = md.version(package)

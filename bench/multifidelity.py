@@ -47,7 +47,7 @@ from samplers import DIRECTIONS, interval, make_sampler  # noqa: E402
 
 from results.pareto import hypervolume, pareto_mask, reference_point  # noqa: E402
 from search.driver import DUPLICATE_STREAK_LIMIT  # noqa: E402
-from search.halving import RungEntry, promotes, rung_epochs  # noqa: E402
+from search.halving import WITHIN_FRONT, RungEntry, promotes, rung_epochs  # noqa: E402
 
 SAMPLERS = ("random", "nsga2", "tpe")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -61,6 +61,7 @@ def replay(
     budget: int,
     rungs: list[int],
     eta: int,
+    within_front: str = "crowding",
 ) -> dict[str, Any]:
     """One sampler run until ``budget`` epochs are spent: (epochs, accuracy, latency_rel)
     for every finished trial in order, and the rung decisions taken."""
@@ -91,7 +92,7 @@ def replay(
                 tuple(curve[r - 1] for curve in row["curves"]),
                 (row["latency_rel"],),
             )
-            went_on = promotes(entry, pool[r], eta, ["minimize"])
+            went_on = promotes(entry, pool[r], eta, ["minimize"], within_front)
             pool[r].append(entry)
             decisions.append((r, arch.hash, entry.accuracy, went_on))
             if not went_on:
@@ -285,6 +286,9 @@ def main() -> None:
     ap.add_argument("--min-epochs", type=int, default=1)
     ap.add_argument("--eta", type=int, default=3)
     ap.add_argument("--target", type=float, default=0.95)
+    ap.add_argument(
+        "--within-front", choices=WITHIN_FRONT, default="crowding", help="order inside a front"
+    )
     ap.add_argument("--quick", action="store_true", help="CI: 2 seeds, 60 epochs")
     ap.add_argument("--table", type=Path, default=tabular.TABLE)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "multifidelity.json")
@@ -312,7 +316,15 @@ def main() -> None:
     for name in SAMPLERS:
         for schedule, sched_rungs in (("full", []), ("successive_halving", rungs)):
             runs = [
-                replay(name, s, table, budget=args.budget, rungs=sched_rungs, eta=args.eta)
+                replay(
+                    name,
+                    s,
+                    table,
+                    budget=args.budget,
+                    rungs=sched_rungs,
+                    eta=args.eta,
+                    within_front=args.within_front,
+                )  # fmt: skip
                 for s in range(args.seeds)
             ]
             rows.append(summarise(name, schedule, runs, **summary))
@@ -351,6 +363,7 @@ def main() -> None:
         "epochs_per_trial": epochs_total,
         "rungs": rungs,
         "eta": args.eta,
+        "within_front": args.within_front,
         "budget_epochs": args.budget,
         "target": args.target,
         "true_hypervolume": true_hv,

@@ -447,8 +447,33 @@ def multifidelity(r: dict[str, Any]) -> str:
         if not other.get("quick"):
             title = f"{other['epochs_per_trial']} epochs per trial, eta {other['eta']}"
             same_table = other.get("table_fingerprint") == r.get("table_fingerprint")
+            within = other.get("within_front", "crowding")
+            if within != r.get("within_front", "crowding"):
+                title += f", {within} contribution within a front"
             parts += ["", f"### {title}", "", _replay(other, signal=not same_table)]
+            if same_table and other["eta"] == r["eta"] and within != "crowding":
+                parts += ["", _within_front_comparison(r, other)]
     return "\n".join(parts)
+
+
+def _within_front_comparison(crowding: dict[str, Any], other: dict[str, Any]) -> str:
+    """Halving's epochs to the target per sampler, the same table and eta, ordered inside a
+    front by crowding distance (the main replay) and by ``other``'s rule."""
+
+    def halving(r: dict[str, Any]) -> dict[str, Any]:
+        return {x["sampler"]: x for x in r["rows"] if x["schedule"] == "successive_halving"}
+
+    a, b = halving(crowding), halving(other)
+    pairs = ", ".join(
+        f"{name} {a[name]['epochs_to_target_median']} -> {b[name]['epochs_to_target_median']}"
+        for name in a
+        if name in b
+    )
+    return (
+        f"Epochs to {other['target']:.0%} with halving, crowding distance -> "
+        f"{other['within_front']} contribution within a front (same table, same eta, same "
+        f"seeds): {pairs}."
+    )
 
 
 def _replay(r: dict[str, Any], signal: bool = True) -> str:

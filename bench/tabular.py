@@ -148,6 +148,7 @@ def _evaluate(params: dict[str, Any], epochs: int, latency_rel: float | None) ->
         "curves_json": json.dumps(m.accuracies_per_seed),
         "latency_rel": m.latency_rel if latency_rel is None else latency_rel,
         "flops": m.flops,
+        # the table's settings, not cfg's: skipping the timing changes the fingerprint
         "eval_fingerprint": eval_config(epochs).fingerprint(),
         "seconds": round(time.perf_counter() - t0, 2),
     }

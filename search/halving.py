@@ -12,7 +12,10 @@ exceeds ``1/eta`` whatever the ties:
    (``NOISE_Z`` standard errors, the standard error pooled over the rung's trials) tie, as
    latencies inside each other's confidence interval do;
 2. within a front, crowding distance (NSGA-II's: boundary points first), so a front is
-   thinned evenly rather than from one end;
+   thinned evenly rather than from one end; or, with ``within_front="hypervolume"``, each
+   member's exclusive hypervolume contribution (SMS-EMOA's: how much of the front's volume,
+   bounded by the rung's reference point, is lost without it), which keeps the members that
+   hold the most dominated area rather than the most isolated ones;
 3. then the earlier trial, which makes the order reproducible on a resumed study.
 
 Single-objective rankers (Ray Tune's schedulers, Optuna's pruners) cannot do this: a trial
@@ -28,9 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from results.pareto import non_dominated_ranks, to_minimization
+from results.pareto import hypervolume, non_dominated_ranks, reference_point, to_minimization
 
 NOISE_Z = 2.0  # accuracies closer than this many (pooled) standard errors are tied
+WITHIN_FRONT = ("crowding", "hypervolume")  # how one front's members are ordered
 
 
 def rung_epochs(min_epochs: int, eta: int, epochs: int) -> list[int]:
@@ -90,7 +94,19 @@ def _crowding(loss: np.ndarray) -> np.ndarray:
     return dist
 
 
-def rung_order(entries: Sequence[RungEntry], cost_directions: Sequence[str]) -> list[int]:
+def _hv_contribution(values: np.ndarray, directions: Sequence[str], ref: np.ndarray) -> np.ndarray:
+    """Each row's exclusive hypervolume contribution within one front (0 for a row another
+    row dominates: fronts here are tied within noise, so that can happen)."""
+    total = hypervolume(values, directions, ref)
+    rows = np.arange(len(values))
+    return np.array([total - hypervolume(values[rows != i], directions, ref) for i in rows])
+
+
+def rung_order(
+    entries: Sequence[RungEntry],
+    cost_directions: Sequence[str],
+    within_front: str = "crowding",
+) -> list[int]:
     """Trial numbers from best to worst at one rung (module docstring)."""
     if not entries:
         return []
@@ -108,9 +124,14 @@ def rung_order(entries: Sequence[RungEntry], cost_directions: Sequence[str]) -> 
     ranks = non_dominated_ranks(values, directions, intervals)
     loss = to_minimization(values, directions)
     crowd = np.zeros(len(entries))
+    if within_front == "hypervolume":
+        ref = reference_point(values, directions)  # the rung's: every front is bounded alike
     for r in np.unique(ranks):
         members = np.flatnonzero(ranks == r)
-        crowd[members] = _crowding(loss[members])
+        if within_front == "hypervolume":
+            crowd[members] = _hv_contribution(values[members], directions, ref)
+        else:
+            crowd[members] = _crowding(loss[members])
     return [
         entries[i].number
         for i in sorted(range(len(entries)), key=lambda i: (ranks[i], -crowd[i], entries[i].number))
@@ -122,6 +143,7 @@ def promotes(
     earlier: Sequence[RungEntry],
     eta: int,
     cost_directions: Sequence[str],
+    within_front: str = "crowding",
 ) -> bool:
     """Does ``entry`` go on? It is ranked with every trial that reached the rung before it
     (``earlier``, whatever was decided for them), and goes on when among the top 1/eta."""
@@ -129,4 +151,4 @@ def promotes(
     if len(pool) < eta:
         return True
     keep = len(pool) // eta
-    return entry.number in rung_order(pool, cost_directions)[:keep]
+    return entry.number in rung_order(pool, cost_directions, within_front)[:keep]

@@ -6,7 +6,15 @@ import itertools
 
 import pytest
 
-from search.halving import RungEntry, pooled_stderr, promotes, rung_epochs, rung_order
+from search.halving import (
+    WITHIN_FRONT,
+    RungEntry,
+    _hv_contribution,
+    pooled_stderr,
+    promotes,
+    rung_epochs,
+    rung_order,
+)
 
 MIN = ["minimize"]
 
@@ -62,8 +70,9 @@ def test_latencies_inside_each_others_interval_tie():
     assert sorted(rung_order([a, b, entry(2, 0.5, 1.5, ci=[(1.45, 1.55)])], MIN)[:2]) == [0, 1]
 
 
+@pytest.mark.parametrize("within_front", WITHIN_FRONT)
 @pytest.mark.parametrize("eta", [2, 3, 4])
-def test_ties_never_raise_the_promoted_share_above_one_over_eta(eta):
+def test_ties_never_raise_the_promoted_share_above_one_over_eta(eta, within_front):
     """Every trial tied with every other: each decision still names exactly the top
     floor(n / eta), and a newcomer tied with all of them (the last in the order) is not in it."""
     pool: list[RungEntry] = []
@@ -71,9 +80,9 @@ def test_ties_never_raise_the_promoted_share_above_one_over_eta(eta):
     for n in range(30):
         e = entry(n, (0.5, 0.52) if n % 2 else (0.52, 0.5), 1.0)
         pool_before = list(pool)
-        promoted.append(promotes(e, pool_before, eta, MIN))
+        promoted.append(promotes(e, pool_before, eta, MIN, within_front))
         pool.append(e)
-        assert len(rung_order(pool, MIN)[: len(pool) // eta]) == len(pool) // eta
+        assert len(rung_order(pool, MIN, within_front)[: len(pool) // eta]) == len(pool) // eta
     assert promoted == [True] * (eta - 1) + [False] * (30 - eta + 1)
 
 
@@ -83,8 +92,32 @@ def test_a_later_better_trial_is_promoted_when_it_enters_the_top():
     assert not promotes(entry(6, 0.4, 1.0), pool, 3, MIN)
 
 
-def test_the_order_does_not_depend_on_the_order_trials_are_listed():
+@pytest.mark.parametrize("within_front", WITHIN_FRONT)
+def test_the_order_does_not_depend_on_the_order_trials_are_listed(within_front):
     pool = [entry(n, 0.5 + 0.01 * (n % 7), 1.0 + 0.1 * (n % 5)) for n in range(12)]
-    expected = rung_order(pool, MIN)
+    expected = rung_order(pool, MIN, within_front)
     for perm in itertools.islice(itertools.permutations(pool), 0, 50, 7):
-        assert rung_order(list(perm), MIN) == expected
+        assert rung_order(list(perm), MIN, within_front) == expected
+
+
+def test_hypervolume_contributions_are_the_rectangles_each_point_alone_holds():
+    """A 2-D front in (accuracy up, latency down): point i alone holds the rectangle from its
+    latency to the next point's (or the reference's), and from the previous point's accuracy
+    (or the reference's) to its own."""
+    import numpy as np
+
+    values = np.array([[0.5, 1.0], [0.6, 1.1], [0.9, 1.2], [0.91, 2.0]])
+    acc_ref, lat_ref = 0.459, 2.1  # the rung's reference: worst + 10% of the range
+    ref = np.array([-acc_ref, lat_ref])  # minimization space
+    got = _hv_contribution(values, ["maximize", "minimize"], ref)
+    lat = [*values[:, 1], lat_ref]
+    acc = [acc_ref, *values[:, 0]]
+    rect = [(lat[i + 1] - lat[i]) * (acc[i + 1] - acc[i]) for i in range(4)]
+    assert got == pytest.approx(rect)  # 0.0041, 0.01, 0.24, 0.001
+    # so the point holding the big step is kept first, where crowding keeps the two ends
+    pool = [entry(i, a, lat_i) for i, (a, lat_i) in enumerate(values)]
+    assert rung_order(pool, MIN, "hypervolume") == [2, 1, 0, 3]
+    assert rung_order(pool, MIN, "crowding")[:2] == [0, 3]
+    # a point another member dominates (a noise tie can put both in one front) holds nothing
+    dominated = np.vstack([values, [0.55, 1.15]])
+    assert _hv_contribution(dominated, ["maximize", "minimize"], ref)[-1] == pytest.approx(0)
