@@ -26,6 +26,7 @@ Writes bench/results/multifidelity.json. Run: .venv/bin/python bench/multifideli
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -248,6 +249,15 @@ def replay_moasha(
     return {"finished": finished, "decisions": decisions, "spent": spent, "asks": asks}
 
 
+def median_epochs(reach: list[int | None]) -> float | None:
+    """Median epochs to the target over every seed, a seed that never reached it counting as
+    never (infinitely many epochs); None when half or more never did. The median of only the
+    seeds that reached it would flatter a schedule that sometimes stops a front member for
+    good, which successive halving does."""
+    median = statistics.median(math.inf if x is None else x for x in reach)
+    return None if math.isinf(median) else median
+
+
 def summarise(
     name: str,
     schedule: str,
@@ -267,9 +277,8 @@ def summarise(
         row[f"hv@{c}_ci95"] = interval(ratios)
     reach = [epochs_to(r["finished"], target, ref, true_hv) for r in runs]
     row["reached_target"] = sum(x is not None for x in reach)
-    row["epochs_to_target_median"] = (
-        statistics.median(x for x in reach if x is not None) if any(reach) else None
-    )
+    row["epochs_to_target_runs"] = reach
+    row["epochs_to_target_median"] = median_epochs(reach)
     row["finished_trials"] = statistics.mean(len(r["finished"]) for r in runs)
     taus = [t for r in runs if (t := rung_tau(r["decisions"], table)) is not None]
     row["rung_tau"] = statistics.mean(taus) if taus else None

@@ -492,11 +492,16 @@ def _replay(r: dict[str, Any], signal: bool = True) -> str:
         for x in r["rows"]
     ]
     header = ["sampler", "schedule", *(f"hv @ {c} epochs" for c in checkpoints)]
-    header += [f"epochs to {r['target']:.0%} (runs reaching it)", "stopped", "tau(rung, final)"]
+    header += [
+        f"epochs to {r['target']:.0%}, median (runs reaching it)",
+        "stopped",
+        "tau(rung, final)",
+    ]
     full, sh = r["best_full_epochs_to_target"], r["best_halving_epochs_to_target"]
     verdict = (
         f"Successive halving reached {r['target']:.0%} of the true hypervolume in {sh} epochs "
-        f"(median over seeds, best sampler) against {full} for the best full schedule: "
+        "(median over every seed, one that never reached it counting as never; best sampler) "
+        f"against {full} for the best full schedule: "
         f"{sh / full:.2f}x (the goal is at most 0.33x)."
         if full and sh
         else _unreached(r)
@@ -584,7 +589,7 @@ def _unreached(r: dict[str, Any]) -> str:
         f"{sum(x['seeds'] for x in halving)} reached {target:.0%} of the true hypervolume "
         f"within {budget} epochs (their hypervolume at {budget}: {min(final):.3f}-"
         f"{max(final):.3f}); the best full schedule reached it in "
-        + (f"{full} epochs (median of the runs that did)." if full else "none of its runs.")
+        + (f"{full} epochs (median over every seed)." if full else "fewer than half its runs.")
     )
 
 

@@ -95,3 +95,13 @@ def test_the_report_says_whether_the_target_lies_inside_seed_noise():
     assert "cannot judge a schedule" in report._table_signal(result([0.80, 0.94]))
     assert "can judge schedules" in report._table_signal(result([0.948, 0.987]))
     assert "one seed" in report._table_signal(result([]))
+
+
+def test_epochs_to_target_is_a_median_over_every_seed_never_counting_as_never():
+    median_epochs = _multifidelity().median_epochs
+    # 8 of 10 reach it: the two that never do sit above every finite value
+    reach = [100, 110, 120, 130, 140, 150, 160, 170, None, None]
+    assert median_epochs(reach) == 145  # (140 + 150) / 2; the reached-only median is 135
+    assert median_epochs([100, 200, None]) == 200
+    assert median_epochs([100, None]) is None  # half never reach it: no median
+    assert median_epochs([None, None, 50]) is None
