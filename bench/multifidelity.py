@@ -333,7 +333,7 @@ def main() -> None:
                     rungs=sched_rungs,
                     eta=args.eta,
                     within_front=args.within_front,
-                )  # fmt: skip
+                )
                 for s in range(args.seeds)
             ]
             rows.append(summarise(name, schedule, runs, **summary))

@@ -15,7 +15,9 @@ exceeds ``1/eta`` whatever the ties:
    thinned evenly rather than from one end; or, with ``within_front="hypervolume"``, each
    member's exclusive hypervolume contribution (SMS-EMOA's: how much of the front's volume,
    bounded by the rung's reference point, is lost without it), which keeps the members that
-   hold the most dominated area rather than the most isolated ones;
+   hold the most dominated area rather than the most isolated ones. The search uses crowding:
+   replayed on the 3-epoch table (``bench/multifidelity.py --within-front hypervolume``),
+   hypervolume contribution reached the target no sooner (BENCHMARKS.md);
 3. then the earlier trial, which makes the order reproducible on a resumed study.
 
 Single-objective rankers (Ray Tune's schedulers, Optuna's pruners) cannot do this: a trial
