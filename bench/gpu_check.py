@@ -2,7 +2,8 @@
 
 1. Latency on every GPU target, candidate (ca@standard, and ca@mid on MobileNetV2) against the
    no-attention reference at 224 px: eager float32, eager float32 channels_last, eager bf16 and
-   fp16 channels_last, torch.compile bf16 channels_last (compile time reported apart), and
+   fp16 channels_last, torch.compile bf16 channels_last, without and with CUDA graphs
+   (``compile_mode: reduce-overhead``; compile time reported apart), and
    ONNX Runtime's CUDA provider (float32). Each row: latency_ms with its 95% interval and
    IQR/median, latency_rel with its interval, blocks sampled (CUDA events, per-forward A/B,
    each timed pass from an idle GPU). First, the reference against a separately built copy of
@@ -50,6 +51,15 @@ TARGETS: list[tuple[str, dict[str, Any]]] = [
     (
         "compile bf16 channels_last",
         {"runtime": "torch_compile", "dtype": "bfloat16", "channels_last": True},
+    ),
+    (
+        "compile bf16 channels_last CUDA graphs",
+        {
+            "runtime": "torch_compile",
+            "dtype": "bfloat16",
+            "channels_last": True,
+            "compile_mode": "reduce-overhead",
+        },
     ),
     ("onnxruntime fp32", {"runtime": "onnxruntime"}),
 ]

@@ -36,16 +36,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from torch import nn
 
-from evaluators.runtimes import DTYPES, RUNTIMES, Prepared, prepare
+from evaluators.runtimes import COMPILE_MODES, DTYPES, RUNTIMES, Prepared, prepare
 from spaces import deploy
 from spaces.errors import check_choice
 
 # Per-target keys that may also be given at the top of ``latency:`` as shorthand for a
 # single target (the form configs had before targets existed).
-TARGET_KEYS = ("batch_size", "dtype", "channels_last", "threads", "image_size")
+TARGET_KEYS = ("batch_size", "dtype", "channels_last", "threads", "image_size", "compile_mode")
 
 
 class LatencyTarget(BaseModel):
@@ -60,6 +67,9 @@ class LatencyTarget(BaseModel):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     channels_last: bool = False
     image_size: int | None = Field(None, ge=4)  # deployment resolution; None: the training one
+    # torch_compile only: torch.compile's mode; reduce-overhead replays CUDA graphs (a GPU's
+    # answer to launch-bound small batches), the others compile as their names say
+    compile_mode: Literal[COMPILE_MODES] = "default"  # type: ignore[valid-type]
 
     @model_validator(mode="before")
     @classmethod
@@ -75,7 +85,21 @@ class LatencyTarget(BaseModel):
             object.__setattr__(self, "name", self.runtime)
         if "@" in self.name:
             raise ValueError(f"target name {self.name!r} must not contain '@'")
+        if self.compile_mode != "default" and self.runtime != "torch_compile":
+            raise ValueError(
+                f"target {self.name!r}: compile_mode {self.compile_mode!r} applies to the "
+                f"torch_compile runtime only, not {self.runtime!r}"
+            )
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_later_defaults(self, handler: Any) -> dict[str, Any]:
+        # Settings added after studies were stored are left out while they hold their
+        # default, so those studies' fingerprints (and the tabular tables') stay valid.
+        data = handler(self)
+        if data.get("compile_mode") == "default":
+            del data["compile_mode"]
+        return data
 
 
 class LatencySettings(BaseModel):

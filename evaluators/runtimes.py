@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from evaluators.latency import LatencyTarget
 
 RUNTIMES = ("torch", "torch_compile", "onnxruntime", "openvino")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -55,7 +56,12 @@ def _torch(model: nn.Module, target: LatencyTarget, x: torch.Tensor, compiled: b
         model = model.to(memory_format=torch.channels_last)
     seconds = None
     if compiled:
-        model = torch.compile(model)
+        if target.compile_mode == "reduce-overhead" and not x.is_cuda:
+            raise RuntimeUnavailable(
+                f"target {target.name!r}: compile_mode 'reduce-overhead' replays CUDA graphs "
+                "and needs a GPU (use 'default' on a CPU)"
+            )
+        model = torch.compile(model, mode=target.compile_mode)
         t0 = time.perf_counter()
         with torch.inference_mode():
             model(x)  # compiles: reported apart, never timed as latency

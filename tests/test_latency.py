@@ -4,6 +4,7 @@ assertions)."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from evaluators import LatencySettings, measure_latency
 from evaluators.latency import median_ci
@@ -92,6 +93,14 @@ def test_latency_shorthand_is_one_torch_target_and_names_take_runtime_defaults()
         ({"targets": ["torch", "torch"]}, "latency.targets repeat a name"),
         ({"targets": ["torch"], "batch_size": 2}, "give batch_size inside each of latency.targets"),
         ({"targets": []}, "give at least one target"),
+        (
+            {"targets": [{"runtime": "torch", "compile_mode": "reduce-overhead"}]},
+            "compile_mode 'reduce-overhead' applies to the torch_compile runtime only, not 'torch'",
+        ),
+        (
+            {"targets": [{"runtime": "torch_compile", "compile_mode": "fast"}]},
+            "'default', 'reduce-overhead', 'max-autotune' or 'max-autotune-no-cudagraphs'",
+        ),
     ],
 )
 def test_bad_targets_are_refused_with_the_allowed_values(settings, message):
@@ -182,3 +191,29 @@ def test_on_a_gpu_each_timed_pass_starts_from_an_idle_device(monkeypatch):
     expected = [x for which in "abba" for x in (which, "sync", "record", which, "record")]
     assert log[: len(expected)] == expected
     assert log[len(expected) :] == ["sync"]  # the events are read once all have completed
+
+
+def test_compile_mode_reaches_torch_compile_and_stays_out_of_stored_fingerprints(monkeypatch):
+    from evaluators import runtimes
+    from evaluators.latency import LatencyTarget
+
+    # At its default it is not dumped: studies and tables stored before it keep their
+    # fingerprints (the pinned fingerprint test in test_train.py also covers this).
+    assert "compile_mode" not in LatencyTarget().model_dump()
+    assert "compile_mode" not in LatencySettings(compile=True).model_dump()["targets"][0]
+    mode = "max-autotune-no-cudagraphs"
+    shorthand = LatencySettings(compile=True, compile_mode=mode).targets[0]
+    assert shorthand.runtime == "torch_compile" and shorthand.model_dump()["compile_mode"] == mode
+    assert LatencyTarget.model_validate(shorthand.model_dump()) == shorthand
+
+    seen = []
+    monkeypatch.setattr(runtimes.torch, "compile", lambda model, mode: seen.append(mode) or model)
+    model = build_model(uniform("resnet18", **ARCH)).eval()
+    x = torch.randn(1, 1, 16, 16)
+    prepared = runtimes.prepare(model, shorthand, x)
+    assert seen == [mode] and prepared.compile_seconds is not None
+    # CUDA graphs need a GPU: on a CPU that is one line before any trial, not a silent fallback
+    graphs = LatencyTarget(name="server", runtime="torch_compile", compile_mode="reduce-overhead")
+    with pytest.raises(runtimes.RuntimeUnavailable, match="'server'.*needs a GPU"):
+        runtimes.prepare(model, graphs, x)
+    assert seen == [mode]
