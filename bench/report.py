@@ -754,16 +754,44 @@ def _gpu_sync_fix(r: dict[str, Any]) -> list[str]:
     if not all(pairs):
         return []
     (b_alone, b_beside), (a_alone, a_beside) = pairs
+    jitter = next(
+        x["iqr_over_median"]
+        for x in r["latency"]
+        if x["target"] == target and x["model"] == "resnet18 none (against itself)"
+    )
     return [
         "",
         f"Each timed pass starts from an idle GPU. Before that (the same script, an earlier run on "
         f"the same machine kind, `bench/results/gpu_check_unsynced.json`), a pass's CUDA events "
         f"also measured whatever was still queued before it: the ResNet-18 reference ({target}) "
         f"read {b_alone:.3f} ms beside itself and {b_beside:.3f} ms beside ca@standard "
-        f"({b_beside / b_alone - 1:+.0%}); synchronised, {a_alone:.3f} and {a_beside:.3f} ms "
-        f"({a_beside / a_alone - 1:+.0%}). At batch 32 an eager forward on this GPU is mostly "
-        "the host launching kernels, so modules made of many small ops cost far more here than "
-        "their FLOPs say, and torch.compile (without CUDA graphs) removes little of it.",
+        f"({b_beside / b_alone - 1:+.0%}), GPU time in one pairing and launch time in the other. "
+        f"Synchronised, it reads {a_alone:.3f} and {a_beside:.3f} ms ({a_beside / a_alone - 1:+.0%}), "
+        f"inside the host's jitter (one forward's IQR/median in the self-check row: {jitter:.0%}); "
+        "the paired ratio cancels that jitter, as the self-check rows show. At batch 32 an eager "
+        "forward on this GPU is mostly the host launching kernels, so modules made of many small "
+        "ops cost far more here than their FLOPs say.",
+    ]
+
+
+def _gpu_graphs(r: dict[str, Any]) -> list[str]:
+    """What CUDA graphs change: each model's latency_rel compiled without and with them."""
+    rel = {
+        (x["model"], x.get("compile_mode", "default")): x["latency_rel"]
+        for x in r["latency"]
+        if x.get("runtime") == "torch_compile" and "error" not in x
+    }
+    models = [m for (m, mode) in rel if mode == "reduce-overhead" and (m, "default") in rel]
+    if not models:
+        return []
+    moves = ", ".join(
+        f"{m} {rel[m, 'default']:.2f}x -> {rel[m, 'reduce-overhead']:.2f}x" for m in models
+    )
+    return [
+        "",
+        "Compiled, the launches remain unless CUDA graphs replay them (`compile_mode: "
+        f"reduce-overhead`): {moves}. The runtime a network ships on decides much of what an "
+        "attention module costs; time that runtime as a target.",
     ]
 
 
@@ -793,6 +821,7 @@ def gpu_check(r: dict[str, Any]) -> str:
             [_gpu_row(x) for x in r["latency"]],
         ),  # fmt: skip
         *_gpu_sync_fix(r),
+        *_gpu_graphs(r),
     ]
     t = r["training_trial"]
     if "error" in t:

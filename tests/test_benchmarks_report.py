@@ -85,6 +85,11 @@ def test_gpu_section_shows_errors_and_the_reference_beside_itself_and_beside_a_m
                 row("resnet18 ca@standard", beside),
                 {"model": "resnet18 ca@standard", "target": "onnxruntime fp32",
                  "error": "no CUDA provider in this onnxruntime"},
+                row("resnet18 ca@standard", 1.0, "compile") | {"runtime": "torch_compile",
+                                                               "latency_rel": 2.3},
+                row("resnet18 ca@standard", 1.0, "graphs") | {
+                    "runtime": "torch_compile", "compile_mode": "reduce-overhead",
+                    "latency_rel": 1.35},
             ],
             "training_trial": {"error": "RuntimeError: boom"},
             "cifar_shaped_epochs": [],
@@ -96,7 +101,8 @@ def test_gpu_section_shows_errors_and_the_reference_beside_itself_and_beside_a_m
     assert "GPU X, CUDA 13.0" in text and "torch 2.11.0" in text
     assert "| no CUDA provider in this onnxruntime |" in text
     assert "read 1.600 ms beside itself and 2.000 ms beside ca@standard (+25%)" in text
-    assert "synchronised, 2.500 and 2.550 ms (+2%)" in text
+    assert "Synchronised, it reads 2.500 and 2.550 ms (+2%), inside the host's jitter" in text
     assert "Training trial failed: RuntimeError: boom" in text
+    assert "reduce-overhead`): resnet18 ca@standard 2.30x -> 1.35x." in text
     stored.clear()  # no earlier run stored: no before/after paragraph, the table still shows
     assert "beside itself" not in report.gpu_check(result(2.5, 2.55))
