@@ -84,8 +84,7 @@ def models(image_size: int, quick: bool) -> list[tuple[str, Any, Any]]:
     out = []
     for name, backbone, choice, extra in pairs[:2] if quick else pairs:
         common = {"num_classes": 1000, "image_size": image_size, **extra}
-        candidate = uniform(backbone, choice, **common) if choice else uniform(backbone, **common)
-        out.append((name, candidate, uniform(backbone, **common)))
+        out.append((name, uniform(backbone, choice, **common), uniform(backbone, **common)))
     return out
 
 

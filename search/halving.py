@@ -125,15 +125,15 @@ def rung_order(
                 intervals[i, j + 1] = ci
     ranks = non_dominated_ranks(values, directions, intervals)
     loss = to_minimization(values, directions)
-    crowd = np.zeros(len(entries))
     if within_front == "hypervolume":
         ref = reference_point(values, directions)  # the rung's: every front is bounded alike
+        spread = lambda members: _hv_contribution(values[members], directions, ref)  # noqa: E731
+    else:
+        spread = lambda members: _crowding(loss[members])  # noqa: E731
+    crowd = np.zeros(len(entries))
     for r in np.unique(ranks):
         members = np.flatnonzero(ranks == r)
-        if within_front == "hypervolume":
-            crowd[members] = _hv_contribution(values[members], directions, ref)
-        else:
-            crowd[members] = _crowding(loss[members])
+        crowd[members] = spread(members)
     return [
         entries[i].number
         for i in sorted(range(len(entries)), key=lambda i: (ranks[i], -crowd[i], entries[i].number))
