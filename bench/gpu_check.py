@@ -23,7 +23,6 @@ Run on a GPU machine: .venv/bin/python bench/gpu_check.py
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from typing import Any
 
 import torch
 from benchio import write_result
+from report import GPU_COLUMNS, gpu_row
 from rich.console import Console
 from rich.table import Table
 
@@ -211,20 +211,10 @@ def guarded(section: str, fn: Callable[[], Any], console) -> Any:
 
 def latency_table(latency: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
-    for c in ("model", "target", "ms (95% CI)", "IQR/median", "latency_rel (95% CI)", "compile s"):
+    for c in GPU_COLUMNS:
         table.add_column(c)
     for r in latency:
-        if "error" in r:
-            table.add_row(r["model"], r["target"], r["error"], "", "", "")
-            continue
-        table.add_row(
-            r["model"],
-            r["target"],
-            f"{r['latency_ms']:.3f} ({r['latency_ci_ms'][0]:.3f}-{r['latency_ci_ms'][1]:.3f})",
-            f"{r['iqr_over_median']:.1%}",
-            f"{r['latency_rel']:.3f} ({r['latency_rel_ci'][0]:.3f}-{r['latency_rel_ci'][1]:.3f})",
-            f"{r['compile_seconds']:.1f}" if r["compile_seconds"] else "",
-        )
+        table.add_row(*gpu_row(r))
     return table
 
 
@@ -255,8 +245,7 @@ def main() -> None:
     def save() -> None:
         # after every row, so a run cut short by the lease still leaves what it measured
         result["seconds"] = time.perf_counter() - t0
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+        write_result(result, args.out, quiet=True)
 
     def rows(compiled: bool) -> None:
         for row in latency_rows(args.device, image_size, batch, args.quick, console, compiled):

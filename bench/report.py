@@ -720,7 +720,20 @@ def targets(r: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _gpu_row(x: dict[str, Any]) -> list[str]:
+GPU_COLUMNS = [
+    "model",
+    "target",
+    "ms (95% CI)",
+    "IQR/median",
+    "reference ms",
+    "latency_rel (95% CI)",
+    "latency_rel IQR/median",
+    "compile s",
+]
+
+
+def gpu_row(x: dict[str, Any]) -> list[str]:
+    """One latency row of gpu_check.json, as BENCHMARKS.md and the script's own table show it."""
     if "error" in x:
         return [x["model"], x["target"], x["error"], "", "", "", "", ""]
     return [
@@ -807,19 +820,7 @@ def gpu_check(r: dict[str, Any]) -> str:
         "two rows time the reference against a separately built copy of itself (1.000 is "
         "exact): the noise floor.",
         "",
-        _table(
-            [
-                "model",
-                "target",
-                "ms (95% CI)",
-                "IQR/median",
-                "reference ms",
-                "latency_rel (95% CI)",
-                "latency_rel IQR/median",
-                "compile s",
-            ],
-            [_gpu_row(x) for x in r["latency"]],
-        ),  # fmt: skip
+        _table(GPU_COLUMNS, [gpu_row(x) for x in r["latency"]]),
         *_gpu_sync_fix(r),
         *_gpu_graphs(r),
     ]

@@ -40,7 +40,7 @@ from evaluators.workdir import EvalDir
 from results.record import RECORD_ATTR, RungResult, TrialRecord, read_record
 from search.config import SearchConfig
 from search.events import EventKind, SearchEvent
-from search.halving import RungEntry, promotes, rung_order
+from search.halving import RungEntry, kept, rung_order
 from search.logfiles import logs_to_file
 from search.paths import StudyPaths
 from search.study import (
@@ -251,10 +251,8 @@ class SearchRun:
         earlier = self.rung_entries.setdefault(epoch, [])
         # A paper baseline always runs the full schedule, but it joins the rung's ranking:
         # searched trials are judged against the papers' placements too.
-        went_on = bool(d.record.baseline) or promotes(
-            entry, earlier, self.cfg.schedule.eta, self.cost_directions
-        )
         order = rung_order([*earlier, entry], self.cost_directions)
+        went_on = bool(d.record.baseline) or d.number in kept(order, self.cfg.schedule.eta)
         decision = RungResult(
             epoch=epoch,
             accuracy=entry.accuracy,

@@ -140,6 +140,12 @@ def rung_order(
     ]
 
 
+def kept(order: Sequence[int], eta: int) -> list[int]:
+    """The trials of a rung's ``order`` that go on: every one until the rung holds ``eta``
+    trials, then the top floor(n/eta) (ties broken by the order, so never more)."""
+    return list(order) if len(order) < eta else list(order[: len(order) // eta])
+
+
 def promotes(
     entry: RungEntry,
     earlier: Sequence[RungEntry],
@@ -152,5 +158,4 @@ def promotes(
     pool = [*earlier, entry]
     if len(pool) < eta:
         return True
-    keep = len(pool) // eta
-    return entry.number in rung_order(pool, cost_directions, within_front)[:keep]
+    return entry.number in kept(rung_order(pool, cost_directions, within_front), eta)

@@ -10,6 +10,7 @@ from search.halving import (
     WITHIN_FRONT,
     RungEntry,
     _hv_contribution,
+    kept,
     pooled_stderr,
     promotes,
     rung_epochs,
@@ -39,6 +40,17 @@ def test_a_rung_promotes_everything_until_it_holds_eta_trials():
     assert promotes(entry(1, 0.0, 9.0), [entry(0, 0.9, 1.0)], 3, MIN)  # dominated, still goes on
     # the third trial makes eta: only the best of the three goes on
     assert not promotes(entry(2, 0.0, 9.0), [entry(0, 0.9, 1.0), entry(1, 0.5, 2.0)], 3, MIN)
+
+
+def test_kept_is_everything_below_eta_then_the_top_floor_n_over_eta_in_order():
+    assert kept([4, 2], 3) == [4, 2]
+    assert kept([4, 2, 7], 3) == [4]
+    assert kept([4, 2, 7, 1, 0], 3) == [4]
+    assert kept(list(range(9, -1, -1)), 3) == [9, 8, 7]
+    # promotes is kept applied to the rung's order, trial by trial
+    pool = [entry(0, 0.9, 3.0), entry(1, 0.5, 1.0), entry(2, 0.7, 2.0), entry(3, 0.6, 2.5)]
+    top = kept(rung_order(pool, MIN), 3)
+    assert [e.number for e in pool if promotes(e, [p for p in pool if p is not e], 3, MIN)] == top
 
 
 def test_the_order_is_non_dominated_sorting_then_crowding_then_trial_number():
