@@ -250,7 +250,15 @@ def main() -> None:
     if args.quick:
         args.trials, args.concurrency, args.no_postgres = 45, [4], True
     console = Console()
-    rows = []
+    rows: list[dict[str, Any]] = []
+    result = {
+        "trials": args.trials,
+        "epochs": EPOCHS,
+        "seeds": list(SEEDS),
+        "stub_sleep_s": _sleep(),
+        "quick": args.quick,
+        "runs": rows,
+    }
     with tempfile.TemporaryDirectory(prefix="attnas-scale-") as tmp:
         storages: list[str | None] = [None]
         server = None
@@ -270,6 +278,7 @@ def main() -> None:
                     work = Path(tmp) / f"{len(rows)}"
                     row = run_one(storage, concurrency, args.trials, work)
                     rows.append(row)
+                    write_result(result, args.out, quiet=True)  # a cut-short run keeps its rows
                     console.print(
                         f"{row['storage']} x{concurrency}: {row['trials_per_second']:.1f} "
                         f"trials/s ({row['trials_settled']} settled in {row['wall_seconds']:.0f} s)"
@@ -292,13 +301,6 @@ def main() -> None:
             *(f"{c[k]['p50_ms']:.1f} / {c[k]['p99_ms']:.1f}" for k in ("ask", "decide", "tell")),
         )
     console.print(table)
-    result = {
-        "trials": args.trials,
-        "epochs": EPOCHS,
-        "seeds": list(SEEDS),
-        "stub_sleep_s": _sleep(),
-    }
-    result |= {"quick": args.quick, "runs": rows}
     write_result(result, args.out)
 
 
