@@ -18,3 +18,20 @@ def write_result(result: dict[str, Any], out: Path, quiet: bool = False) -> Path
     if not quiet:
         Console(soft_wrap=True).print(f"wrote {out}", highlight=False)
     return out
+
+
+def runtime_versions() -> dict[str, str]:
+    """What a latency depends on besides the hardware: the runtimes' versions (installed
+    ones only) and cuDNN's."""
+    import importlib.metadata as md
+
+    import torch
+
+    cudnn = torch.backends.cudnn
+    out = {"cudnn": str(cudnn.version()), "cudnn_benchmark": str(cudnn.benchmark)}
+    for package in ("torch", "triton", "timm", "onnxruntime", "onnxruntime-gpu", "numpy"):
+        try:
+            out[package] = md.version(package)
+        except md.PackageNotFoundError:
+            continue
+    return out

@@ -31,6 +31,7 @@ from evaluators.fidelity import (
     run_plan,
     summary,
     table_rows,
+    trained_on,
 )
 from search.config import load_config
 from spaces import SearchSpace
@@ -152,6 +153,7 @@ def main() -> None:
         "seeds": plan.seeds,
         "sample_seed": args.sample_seed,
         "seconds_this_run": time.perf_counter() - t0,
+        "trained_on": trained_on(plan, done),
         "architectures_planned": len(plan.archs),
         "architectures": [{k: v for k, v in r.items() if not k.endswith("_curves")} for r in rows],
     }

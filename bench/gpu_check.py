@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from benchio import write_result
+from benchio import runtime_versions, write_result
 from report import GPU_COLUMNS, gpu_row
 from rich.console import Console
 from rich.table import Table
@@ -185,20 +185,6 @@ def cifar_epoch(device: str) -> list[dict]:
     return gpu_schedule((1,))
 
 
-def versions() -> dict[str, str]:
-    """What every number here depends on besides the hardware."""
-    import importlib.metadata as md
-
-    cudnn = torch.backends.cudnn
-    out = {"cudnn": str(cudnn.version()), "cudnn_benchmark": str(cudnn.benchmark)}
-    for package in ("torch", "triton", "timm", "onnxruntime", "onnxruntime-gpu", "numpy"):
-        try:
-            out[package] = md.version(package)
-        except md.PackageNotFoundError:
-            continue
-    return out
-
-
 def guarded(section: str, fn: Callable[[], Any], console) -> Any:
     """``fn()``, or a record of why it failed: one section that breaks on new hardware must not
     cost the numbers of the others (the device is lent for minutes)."""
@@ -236,7 +222,7 @@ def main() -> None:
         "device": args.device,
         "quick": args.quick,
         "hardware": hardware_info(torch.device(args.device)),
-        "versions": versions(),
+        "versions": runtime_versions(),
         "image_size": image_size,
         "batch_size": batch,
         "latency": [],

@@ -20,8 +20,10 @@ def _load(name: str) -> dict[str, Any] | None:
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
+    # Labels join stages with " | ", which would split a cell: GitHub's tables take "\|" as a
+    # literal pipe, inside code spans too.
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -696,10 +698,15 @@ def scale(r: dict[str, Any]) -> str:
 
 
 def targets(r: dict[str, Any]) -> str:
+    v = r["versions"]
+    if r.get("device", "cpu") == "cpu":
+        how = f"batch 1, one thread; torch {v['torch']}, onnxruntime {v['onnxruntime']}"
+    else:
+        stack = ", ".join(f"{k} {v[k]}" for k in ("torch", "triton", "cudnn") if k in v)
+        how = f"batch {r['targets']['eager']['batch_size']}, CUDA events; {stack}"
     parts = [
         f"latency_rel on each target at {r['resolution']} px and with eager PyTorch at the "
-        f"training resolution (batch 1, one thread; torch {r['versions']['torch']}, "
-        f"onnxruntime {r['versions']['onnxruntime']}); {_machine(r['hardware'])}."
+        f"training resolution ({how}); {_machine(r['hardware'])}."
     ]
     for s in r["spaces"]:
         taus = [[pair, f"{v['tau']:.3f}", v["n"]] for pair, v in s["kendall_tau"].items()]
@@ -859,7 +866,13 @@ SECTIONS = {
     "scale": ("Driver throughput at cluster scale", scale, "bench/scale.py"),
     "targets": ("Deployment targets", targets, "bench/targets.py"),
     "gpu_check": ("GPU check", gpu_check, "bench/gpu_check.py (on a machine with a GPU)"),
+    "targets_cuda": (
+        "Deployment targets on a GPU",
+        targets,
+        "bench/targets.py --device cuda (on a machine with a GPU)",
+    ),
 }
+GPU_SECTIONS = ("gpu_check", "targets_cuda")
 
 
 def main() -> None:
@@ -876,7 +889,7 @@ def main() -> None:
     for name, (title, render, script) in SECTIONS.items():
         r = _load(name)
         parts += ["", f"## {title}", "", f"Script: `{script}`.", ""]
-        missing = "No GPU figures yet." if name == "gpu_check" else "Not measured yet."
+        missing = "No GPU figures yet." if name in GPU_SECTIONS else "Not measured yet."
         parts.append(render(r) if r and not r.get("quick") else missing)
     OUT.write_text("\n".join(parts) + "\n")
     print(f"wrote {OUT}")

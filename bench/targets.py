@@ -15,7 +15,15 @@ All targets use batch 1 and one thread. Reported: Kendall tau between every pair
 (over the architectures both measured), and the architectures whose rank moves most between
 the training-resolution eager number and each deployment target.
 
-Writes bench/results/targets.json. Run: .venv/bin/python bench/targets.py [--quick]
+``--device cuda`` asks the same question of a GPU server (batch 32, 224 px by default): eager
+fp32 at the training resolution, then at the deployment resolution eager fp32, eager bf16
+channels_last, torch.compile (bf16 channels_last) and torch.compile with CUDA graphs
+(``compile_mode: reduce-overhead``), the last two on ``--compile-archs`` architectures. A
+target that cannot run there is recorded with its one-line reason. The JSON is written after
+every architecture, so a run cut short by a GPU lease keeps what it measured.
+
+Writes bench/results/targets.json (``targets_cuda.json`` with ``--device cuda``).
+Run: .venv/bin/python bench/targets.py [--quick] [--device cuda]
 """
 
 from __future__ import annotations
@@ -23,11 +31,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from benchio import write_result
+from benchio import runtime_versions, write_result
 from rich.console import Console
 from rich.table import Table
 from scipy.stats import kendalltau, rankdata
@@ -36,6 +45,7 @@ from evaluators import LatencySettings, measure_latency
 from evaluators.evaluate import reference_arch
 from evaluators.fidelity import sample_archs
 from evaluators.latency import hardware_info
+from evaluators.runtimes import RuntimeUnavailable
 from search.config import load_config
 from spaces import SearchSpace, build_model
 
@@ -43,34 +53,68 @@ ROOT = Path(__file__).resolve().parent
 CONFIGS = ("quickstart.yaml", "mobilenetv2_quickstart.yaml")
 
 
-def targets(resolution: int) -> dict[str, dict[str, Any]]:
+GPU_BATCH = 32  # a serving batch: at batch 1 a GPU times little but kernel launches
+
+
+def targets(resolution: int, device: str = "cpu") -> dict[str, dict[str, Any]]:
+    """The targets compared, by name; the first is what the quickstart optimises."""
+    if device == "cpu":
+        return {
+            "train-res eager": {"runtime": "torch"},
+            "eager": {"runtime": "torch", "image_size": resolution},
+            "onnxruntime": {"runtime": "onnxruntime", "image_size": resolution},
+            "torch_compile": {"runtime": "torch_compile", "image_size": resolution},
+        }
+    deploy = {"batch_size": GPU_BATCH, "image_size": resolution}
+    fast = deploy | {"dtype": "bfloat16", "channels_last": True}
     return {
-        "train-res eager": {"runtime": "torch"},
-        "eager": {"runtime": "torch", "image_size": resolution},
-        "onnxruntime": {"runtime": "onnxruntime", "image_size": resolution},
-        "torch_compile": {"runtime": "torch_compile", "image_size": resolution},
+        "train-res eager": {"runtime": "torch", "batch_size": GPU_BATCH},
+        "eager": {"runtime": "torch"} | deploy,
+        "eager bf16 channels_last": {"runtime": "torch"} | fast,
+        "torch_compile": {"runtime": "torch_compile"} | fast,
+        "cuda graphs": {"runtime": "torch_compile", "compile_mode": "reduce-overhead"} | fast,
     }
 
 
 def measure_space(
-    config: str, n: int, resolution: int, compile_archs: int, sampling: dict, console
+    config: str,
+    n: int,
+    resolution: int,
+    compile_archs: int,
+    sampling: dict,
+    console: Console,
+    device: str = "cpu",
+    on_row: Callable[[dict[str, Any]], None] = lambda space: None,
 ) -> dict[str, Any]:
+    """Every target on ``n`` architectures of one space; ``on_row`` sees the space's partial
+    result after each architecture."""
     cfg = load_config(ROOT.parent / "configs" / config)
     space = SearchSpace(cfg.space)
     sample = sample_archs(space, n, seed=0)[:n]  # baselines first
     shape = (cfg.space.in_chans, cfg.space.image_size, cfg.space.image_size)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    result = {
+        "config": config,
+        "backbone": cfg.space.backbone,
+        "training_resolution": cfg.space.image_size,
+        "architectures": rows,
+    }
     for i, (baseline, arch) in enumerate(sample):
         model, ref = build_model(arch, seed=0), build_model(reference_arch(arch), seed=0)
         row: dict[str, Any] = {"label": arch.label(), "baseline": baseline or None, "rel": {}}
-        for name, target in targets(resolution).items():
-            if name == "torch_compile" and i >= compile_archs:
+        for name, target in targets(resolution, device).items():
+            if target["runtime"] == "torch_compile" and i >= compile_archs:
                 continue
             settings = LatencySettings(targets=[{**target, "name": "t"}], **sampling)
-            r = measure_latency(model, ref, shape, settings, "cpu")
+            try:
+                r = measure_latency(model, ref, shape, settings, device)
+            except RuntimeUnavailable as exc:  # e.g. CUDA graphs where no GPU is
+                row.setdefault("unavailable", {})[name] = str(exc)
+                continue
             row["rel"][name] = r.latency_rel
             row.setdefault("ci", {})[name] = list(r.latency_rel_ci)
         rows.append(row)
+        on_row(result)
         console.print(
             f"  [{i + 1}/{len(sample)}] "
             + ", ".join(f"{k} {v:.3f}" for k, v in row["rel"].items())
@@ -78,7 +122,12 @@ def measure_space(
             highlight=False,
             soft_wrap=True,
         )
-    names = list(targets(resolution))
+    return result | agreement(rows, list(targets(resolution, device)))
+
+
+def agreement(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Kendall tau between every pair of targets, and the architectures whose rank moves
+    most from the first target (the quickstart's) to each other one."""
     taus = {}
     for a, b in itertools.combinations(names, 2):
         both = [r for r in rows if a in r["rel"] and b in r["rel"]]
@@ -95,34 +144,52 @@ def measure_space(
             key=lambda t: -abs(t[0]),
         )
         moves[name] = [{"rank_shift": s, "label": label} for s, label in shift[:3]]
-    return {
-        "config": config,
-        "backbone": cfg.space.backbone,
-        "training_resolution": cfg.space.image_size,
-        "architectures": rows,
-        "kendall_tau": taus,
-        "largest_rank_moves": moves,
-    }
+    return {"kendall_tau": taus, "largest_rank_moves": moves}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 architectures, short sampling")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--archs", type=int, default=30)
-    ap.add_argument("--resolution", type=int, default=64)
+    ap.add_argument("--resolution", type=int, help="deployment px (cpu 64, cuda 224)")
     ap.add_argument("--compile-archs", type=int, default=10)
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "targets.json")
+    ap.add_argument("--out", type=Path, help="default results/targets.json (targets_cuda.json)")
     args = ap.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("targets: no CUDA device here; run it on a GPU machine (or --device cpu)")
     console = Console()
     n, compile_archs = (3, 1) if args.quick else (args.archs, args.compile_archs)
-    resolution = 24 if args.quick else args.resolution
+    resolution = args.resolution or (224 if args.device == "cuda" else 64)
+    resolution = 24 if args.quick else resolution
+    name = "targets" if args.device == "cpu" else f"targets_{args.device}"
+    out = args.out or ROOT / "results" / f"{name}.json"
     sampling = {"repeats": 3, "warmup": 1, "min_sample_ms": 1, "max_seconds": 0.3}
     sampling = sampling if args.quick else {}
     t0 = time.perf_counter()
-    spaces = []
+    spaces: list[dict[str, Any]] = []
+    result = {
+        "quick": args.quick,
+        "device": args.device,
+        "resolution": resolution,
+        "hardware": hardware_info(torch.device(args.device)),
+        "versions": runtime_versions(),
+        "latency_settings": LatencySettings(**sampling).model_dump(exclude={"targets"}),
+        "targets": targets(resolution, args.device),
+        "spaces": spaces,
+    }
+
+    def save(partial: dict[str, Any]) -> None:
+        result["spaces"] = [*spaces, partial]
+        result["seconds"] = time.perf_counter() - t0
+        write_result(result, out, quiet=True)
+
     for config in CONFIGS:
-        console.print(f"{config}: {n} architectures at {resolution} px")
-        spaces.append(measure_space(config, n, resolution, compile_archs, sampling, console))
+        console.print(f"{config}: {n} architectures at {resolution} px ({args.device})")
+        space = measure_space(
+            config, n, resolution, compile_archs, sampling, console, args.device, save
+        )
+        spaces.append(space)
     for s in spaces:
         t = Table(title=f"Kendall tau of latency_rel between targets ({s['config']})")
         for c in ("targets", "tau", "architectures"):
@@ -130,18 +197,9 @@ def main() -> None:
         for pair, v in s["kendall_tau"].items():
             t.add_row(pair, f"{v['tau']:.3f}", str(v["n"]))
         console.print(t)
-    import onnxruntime
-
-    result = {
-        "quick": args.quick,
-        "resolution": resolution,
-        "hardware": hardware_info(torch.device("cpu")),
-        "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
-        "latency_settings": LatencySettings(**sampling).model_dump(exclude={"targets"}),
-        "spaces": spaces,
-        "seconds": time.perf_counter() - t0,
-    }
-    write_result(result, args.out)
+    result["spaces"] = spaces
+    result["seconds"] = time.perf_counter() - t0
+    write_result(result, out)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import multiprocessing
 import random
 import statistics
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -134,6 +134,9 @@ def _train_one(args: tuple[dict[str, Any], dict[str, Any], str]) -> dict[str, An
         "params": o.params,
         "flops": o.flops,
         "seconds": round(time.perf_counter() - t0, 2),
+        # where it trained: seeds added later on a GPU (bf16 autocast) share the store's keys
+        # (the fingerprint leaves the device out), so the device is kept beside each run
+        "hardware": o.hardware,
     }
 
 
@@ -223,6 +226,20 @@ def run_plan(
         for k, fut in enumerate(as_completed(futures), 1):
             record(k, fut.result())
     return done
+
+
+def trained_on(
+    plan: FidelityPlan, done: dict[tuple[str, str, int], dict[str, Any]]
+) -> dict[str, int]:
+    """How many of the plan's stored runs trained on each device (runs stored before the
+    device was recorded count as ``unrecorded``): the provenance of a reference whose seeds
+    may come from different machines."""
+    names = [
+        done[key].get("hardware", {}).get("name", "unrecorded")
+        for arch, schedule, seed in plan.runs()
+        if (key := run_key(arch, plan.config(schedule, seed), seed)) in done
+    ]
+    return dict(Counter(names))
 
 
 def _final(run: dict[str, Any]) -> float:

@@ -123,6 +123,9 @@ def test_fidelity_quick_resumes_from_its_store(tmp_path):
     assert len(training) == len(labels) * 2 * 2  # (short, long) x 2 seeds per architecture
     assert {len(c["accuracies"]) for c in training} == {r["short_epochs"], r["long_epochs"]}
     assert all(c["latency_rel"] is None for c in training)  # never timed beside another run
+    # each run keeps the device it trained on, and the result counts runs per device
+    assert {c["hardware"]["device"] for c in training} == {"cpu"}
+    assert r["trained_on"] == {training[0]["hardware"]["name"]: len(training)}
     # each architecture timed once, alone, after training; the reference reads about 1
     assert sorted(c["label"] for c in timings) == sorted(labels)
     assert [a["latency_rel"] for a in r["architectures"]] == [
@@ -136,11 +139,14 @@ def test_fidelity_quick_resumes_from_its_store(tmp_path):
     # With part of the store gone, --analyse-only analyses the complete architectures only.
     last = labels[-1]
     kept = [c for c in records if not (c["label"] == last and c.get("schedule") == "long")]
+    del kept[0]["hardware"]  # a run stored before devices were recorded
     store.write_text("".join(json.dumps(c) + "\n" for c in kept))
     run("fidelity.py", "--out", str(out), "--store", str(store), "--analyse-only")
     partial = json.loads(out.read_text())
     assert [a["label"] for a in partial["architectures"]] == labels[:-1]
     assert partial["architectures_planned"] == len(labels)
+    assert partial["trained_on"]["unrecorded"] == 1
+    assert sum(partial["trained_on"].values()) == len(training) - 2  # the last one's long runs
 
 
 def _rows(long: list[list[float]], short: list[list[float]] | None = None) -> list[dict]:

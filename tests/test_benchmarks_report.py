@@ -42,6 +42,7 @@ def test_report_renders_measured_figures_and_never_quick_or_missing_ones(tmp_pat
     assert "Not measured yet." in sections["Framework overhead"]  # a quick run is never shown
     assert "Not measured yet." in sections["Short-schedule fidelity"]
     assert "No GPU figures yet." in sections["GPU check"]
+    assert "No GPU figures yet." in sections["Deployment targets on a GPU"]
     assert [title for title, _, _ in report.SECTIONS.values()] == list(sections)[1:]
 
 
