@@ -39,9 +39,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/report.py
 
-# On a machine with a GPU: the CUDA path in a few minutes (bench/results/gpu_check.json).
+# On a machine with a GPU: the CUDA path in a few minutes (bench/results/gpu_check.json),
+# then whether GPU runtimes reorder placements (targets_cuda.json, about 10 minutes).
 bench-gpu: $(STAMP)
 	$(BIN)/python bench/gpu_check.py
+	$(BIN)/python bench/targets.py --device cuda --archs 12 --compile-archs 4
 	$(BIN)/python bench/report.py
 
 # Short against long schedule on a sample of the quickstart space, on clutter (digits
