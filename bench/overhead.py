@@ -72,8 +72,10 @@ def main() -> None:
     console = Console()
     n = 4 if args.quick else args.trials
     overrides = [f"n_trials={n}", "sampler.name=random", "study=overhead"]
-    if args.quick:
-        overrides += ["eval.train.epochs=1", "eval.seeds=[0]"]
+    if args.quick:  # proves the script only: small images, token latency sampling
+        overrides += ["eval.train.epochs=1", "eval.seeds=[0]", "space.image_size=8"]
+        overrides += ["eval.latency.max_seconds=0.3", "eval.latency.repeats=3"]
+        overrides += ["eval.latency.min_sample_ms=1"]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(
             ROOT.parent / "configs" / "quickstart.yaml", overrides + [f"output_dir={tmp}"]
