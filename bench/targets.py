@@ -92,6 +92,7 @@ def measure_space(
     space = SearchSpace(cfg.space)
     sample = sample_archs(space, n, seed=0)[:n]  # baselines first
     shape = (cfg.space.in_chans, cfg.space.image_size, cfg.space.image_size)
+    chosen = targets(resolution, device)
     rows: list[dict[str, Any]] = []
     result = {
         "config": config,
@@ -102,7 +103,7 @@ def measure_space(
     for i, (baseline, arch) in enumerate(sample):
         model, ref = build_model(arch, seed=0), build_model(reference_arch(arch), seed=0)
         row: dict[str, Any] = {"label": arch.label(), "baseline": baseline or None, "rel": {}}
-        for name, target in targets(resolution, device).items():
+        for name, target in chosen.items():
             if target["runtime"] == "torch_compile" and i >= compile_archs:
                 continue
             settings = LatencySettings(targets=[{**target, "name": "t"}], **sampling)
@@ -122,7 +123,7 @@ def measure_space(
             highlight=False,
             soft_wrap=True,
         )
-    return result | agreement(rows, list(targets(resolution, device)))
+    return result | agreement(rows, list(chosen))
 
 
 def agreement(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
