@@ -4,10 +4,25 @@ one line saying where it went."""
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+# What ``--quick`` runs with wherever it trains or times the quickstart network (CI's proof
+# that a script works, whose numbers are never reported): 8 px images, large batches (a
+# fraction of the optimizer steps per epoch) and token latency sampling. A script adds the
+# length (epochs, seeds, trials) it needs to exercise its own logic.
+QUICK_OVERRIDES = (
+    "space.image_size=8",
+    "eval.image_size=8",
+    "eval.train.batch_size=256",
+    "eval.latency.repeats=3",
+    "eval.latency.min_sample_ms=1",
+    "eval.latency.max_seconds=0.3",
+)
 
 
 def write_result(result: dict[str, Any], out: Path, quiet: bool = False) -> Path:
@@ -18,6 +33,17 @@ def write_result(result: dict[str, Any], out: Path, quiet: bool = False) -> Path
     if not quiet:
         Console(soft_wrap=True).print(f"wrote {out}", highlight=False)
     return out
+
+
+def fresh_processes(*modules: str) -> BaseContext:
+    """A multiprocessing context whose processes start clean but cheap: a fork server that
+    imported ``modules`` (torch's 2 s and the like) once forks each of them. A spawned process
+    pays those imports again (2-8 s each here), a plain fork inherits the parent's threads and
+    warmed state; what these processes time or sample must start from neither. (Preloading
+    ``__main__`` instead saves nothing: every child still re-imports the script.)"""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", *modules])
+    return ctx
 
 
 def runtime_versions() -> dict[str, str]:

@@ -18,7 +18,7 @@ import argparse
 import time
 from pathlib import Path
 
-from benchio import write_result
+from benchio import QUICK_OVERRIDES, write_result
 from rich.console import Console
 from rich.table import Table
 
@@ -85,12 +85,11 @@ def main() -> None:
 
     overrides = list(args.overrides)
     if args.quick:
-        overrides += ["eval.dataset=digits", "eval.image_size=8", "space.image_size=8"]
-        overrides += ["eval.train.epochs=1", "eval.latency.repeats=3"]
-        overrides += ["eval.latency.min_sample_ms=1", "eval.latency.max_seconds=0.5"]
+        overrides += [*QUICK_OVERRIDES, "eval.dataset=digits", "eval.train.epochs=1"]
+        overrides += ["space.attentions=[none,se,eca]"]  # three baselines and one sampled
         args.archs, args.seeds = 4, 2
     cfg = load_config(args.config, overrides)
-    recipe = LONG_RECIPE | ({"epochs": 2} if args.quick else {})
+    recipe = LONG_RECIPE | ({"epochs": 2, "batch_size": 256} if args.quick else {})
     if recipe["epochs"] < (2 if args.quick else 6) * cfg.eval.train.epochs:
         raise SystemExit(
             f"the long recipe ({recipe['epochs']} epochs) must be at least 6 times the short "

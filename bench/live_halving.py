@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from benchio import write_result
+from benchio import QUICK_OVERRIDES, write_result
 from rich.console import Console
 
 from results.frame import trials_frame
@@ -44,8 +44,7 @@ def main() -> None:
     if args.quick:
         args.budget = 8
         common = [f"output_dir={work}", "n_trials=1000", "schedule.budget_epochs=8"]
-        common += ["space.image_size=8", "eval.train.epochs=2", "eval.latency.max_seconds=0.3"]
-        common += ["eval.latency.repeats=3", "eval.latency.min_sample_ms=1"]
+        common += [*QUICK_OVERRIDES, "eval.train.epochs=2", "eval.seeds=[0]"]
         halving = ["schedule.min_epochs=1", "schedule.eta=2"]
     else:
         halving = ["schedule.min_epochs=1", "schedule.eta=3"]

@@ -25,7 +25,7 @@ import statistics
 from pathlib import Path
 
 import torch
-from benchio import write_result
+from benchio import QUICK_OVERRIDES, fresh_processes, write_result
 from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
@@ -99,9 +99,7 @@ def _self_run(arch: dict, settings: dict, shape: tuple[int, int, int], out) -> N
 
 def reference_against_itself(arch: ArchConfig, runs: int, settings, shape) -> dict:
     """``runs`` fresh processes, each timing the network against a separately built copy."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
+    ctx = fresh_processes("evaluators", "spaces", "search.config")
     got = []
     for _ in range(runs):
         queue = ctx.Queue()
@@ -157,7 +155,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "measurement.json")
     args = ap.parse_args()
     console = Console()
-    cfg = load_config(ROOT.parent / "configs" / "quickstart.yaml")
+    cfg = load_config(
+        ROOT.parent / "configs" / "quickstart.yaml", QUICK_OVERRIDES if args.quick else []
+    )
     fields = cfg.space.arch_fields()
     backbone = fields.pop("backbone")
     archs = {

@@ -29,7 +29,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from benchio import write_result
+from benchio import QUICK_OVERRIDES, write_result
 from rich.console import Console
 from rich.table import Table
 
@@ -72,10 +72,8 @@ def main() -> None:
     console = Console()
     n = 4 if args.quick else args.trials
     overrides = [f"n_trials={n}", "sampler.name=random", "study=overhead"]
-    if args.quick:  # proves the script only: small images, token latency sampling
-        overrides += ["eval.train.epochs=1", "eval.seeds=[0]", "space.image_size=8"]
-        overrides += ["eval.latency.max_seconds=0.3", "eval.latency.repeats=3"]
-        overrides += ["eval.latency.min_sample_ms=1"]
+    if args.quick:  # proves the script only
+        overrides += [*QUICK_OVERRIDES, "eval.train.epochs=1", "eval.seeds=[0]"]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(
             ROOT.parent / "configs" / "quickstart.yaml", overrides + [f"output_dir={tmp}"]

@@ -37,7 +37,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 import tabular  # noqa: E402
-from benchio import write_result  # noqa: E402
+from benchio import fresh_processes, write_result  # noqa: E402
 
 from results.pareto import hypervolume, pareto_mask, reference_point  # noqa: E402
 from search.driver import DUPLICATE_STREAK_LIMIT  # noqa: E402
@@ -181,7 +181,7 @@ def _cost_cell(name: str, n_finished: int, asks: int, out: mp.Queue) -> None:
 
 def cost(sizes: list[int], asks: int, limit_s: float, console) -> list[dict]:
     rows = []
-    ctx = mp.get_context("spawn")
+    ctx = fresh_processes("optuna", "tabular", "search.driver", "results.pareto")
     for name in SAMPLERS:
         row: dict[str, Any] = {"sampler": name}
         for n in sizes:

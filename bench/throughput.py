@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from benchio import write_result
+from benchio import QUICK_OVERRIDES, write_result
 from rich.console import Console
 from rich.table import Table
 
@@ -102,12 +102,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "throughput.json")
     args = ap.parse_args()
     console = Console()
-    cfg = load_config(ROOT.parent / "configs" / "quickstart.yaml")
+    quick = [*QUICK_OVERRIDES, "eval.seeds=[0]", "eval.train.epochs=1"] if args.quick else []
+    cfg = load_config(ROOT.parent / "configs" / "quickstart.yaml", quick)
     ev = cfg.eval
-    if args.quick:
-        ev = ev.model_copy(
-            update={"seeds": (0,), "train": ev.train.model_copy(update={"epochs": 1})}
-        )
     torch.set_num_threads(ev.threads)
     fields = cfg.space.arch_fields()
     backbone = fields.pop("backbone")

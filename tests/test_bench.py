@@ -47,7 +47,7 @@ def test_measurement_quick(tmp_path):
 @pytest.mark.timeout(900)  # 50-125 s in CI: the slowest tests
 def test_tabular_and_samplers_quick(tmp_path):
     table = tmp_path / "table.csv"
-    run("tabular.py", "--out", str(table), "--workers", "1")
+    run("tabular.py", "--out", str(table), "--workers", "1", "--epochs", "1")
     rows = table.read_text().splitlines()
     assert rows[0].startswith("arch_hash,") and len(rows) == 5  # header + 4 architectures
     out = tmp_path / "s.json"
