@@ -35,15 +35,15 @@ DIRECTIONS = ["maximize", "minimize"]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--budget", type=int, default=120, help="epochs per study")
-    ap.add_argument("--quick", action="store_true", help="CI: digits 8 px, 2 epochs, budget 8")
+    ap.add_argument("--quick", action="store_true", help="CI: digits 8 px, 2 epochs, budget 6")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "live_halving.json")
     args = ap.parse_args()
     console = Console()
     work = Path(tempfile.mkdtemp(prefix="attnas-live-"))
     common = [f"output_dir={work}", "n_trials=1000", f"schedule.budget_epochs={args.budget}"]
     if args.quick:
-        args.budget = 8
-        common = [f"output_dir={work}", "n_trials=1000", "schedule.budget_epochs=8"]
+        args.budget = 6
+        common = [f"output_dir={work}", "n_trials=1000", "schedule.budget_epochs=6"]
         common += [*QUICK_OVERRIDES, "eval.train.epochs=2", "eval.seeds=[0]"]
         halving = ["schedule.min_epochs=1", "schedule.eta=2"]
     else:

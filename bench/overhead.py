@@ -59,7 +59,7 @@ def bare_pool(archs: list[dict], eval_cfg: dict, workers: int, gated: bool) -> f
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="1 epoch, 1 seed, 4 trials")
+    ap.add_argument("--quick", action="store_true", help="1 epoch, 1 seed, 2 trials")
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "overhead.json")
     args = ap.parse_args()
@@ -70,7 +70,7 @@ def main() -> None:
     from search.driver import init_ray, run_search
 
     console = Console()
-    n = 4 if args.quick else args.trials
+    n = 2 if args.quick else args.trials
     overrides = [f"n_trials={n}", "sampler.name=random", "study=overhead"]
     if args.quick:  # proves the script only
         overrides += [*QUICK_OVERRIDES, "eval.train.epochs=1", "eval.seeds=[0]"]

@@ -646,10 +646,22 @@ def scale(r: dict[str, Any]) -> str:
                 f"{x['calls'][k]['p50_ms']:.1f} / {x['calls'][k]['p99_ms']:.1f}"
                 for k in ("ask", "decide", "tell")
             ),
+            # worker processes Ray started (a result from before they were counted: -)
+            f"{x['worker_processes']} ({x['trials_per_worker_process']:.1f})"
+            if "worker_processes" in x
+            else "-",
         ]
         for x in r["runs"]
     ]
     best = max(x["trials_per_second"] for x in r["runs"])
+    hw, versions = r.get("hardware"), r.get("versions", {})
+    where = (
+        f"{hw['cpus']} cores ({_machine(hw)}; "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + ")"
+        if hw
+        else "2 cores (machine and versions not recorded in this result)"
+    )
     levels = " and ".join(str(c) for c in sorted({x["concurrency"] for x in r["runs"]}))
     # A dispatched trial trains rung 1 (1 epoch) and, for 1 in eta, on to the last rung.
     epochs_per_trial = (2 / 3) * 1 + (1 / 3) * r["epochs"]
@@ -673,10 +685,12 @@ def scale(r: dict[str, Any]) -> str:
             f"About {r['trials']} stub trials per run (no training: fixed costs, made-up accuracies, "
             f"{r['stub_sleep_s']} s per epoch) through the real driver with successive halving "
             f"(rungs at 1 and {r['epochs']} epochs, eta 3, {len(r['seeds'])} seeds); "
-            f"concurrency {levels} on 2 cores with fractional CPUs per trial. Trials/s is "
+            f"concurrency {levels} on {where} with fractional CPUs per trial. Trials/s is "
             "measured after the first 10% (while Ray starts its actors); offered is what the "
             "workers could take if the driver never made them wait. Call times are the driver's "
-            "own, p50 / p99 in ms.",
+            "own, p50 / p99 in ms. Workers: the distinct worker processes that ran a trial "
+            "(trials per process): each new one is a process start on the cores the driver "
+            "shares.",
             "",
             _table(
                 [
@@ -688,6 +702,7 @@ def scale(r: dict[str, Any]) -> str:
                     "ask",
                     "decide",
                     "tell",
+                    "workers",
                 ],
                 rows,
             ),

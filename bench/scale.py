@@ -64,6 +64,9 @@ def stub_trial(config: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(cost, f)
     os.replace(tmp, folder / "cost.json")
+    # Which worker process ran the trial: Tune reuses an actor only when a staged trial needs
+    # it, and every new one is a process start on the machine the driver shares.
+    (folder / "worker_pid").write_text(str(os.getpid()))
     seeds, epochs = config["eval"]["seeds"], config["eval"]["train"]["epochs"]
     sleep = float(os.environ.get("ATTNAS_STUB_SLEEP", "0.1"))
     per_seed: list[list[float]] = [[] for _ in seeds]
@@ -212,6 +215,7 @@ def run_one(storage: str | None, concurrency: int, trials: int, work: Path) -> d
         ray.shutdown()
     wall = time.perf_counter() - t0
     states = Counter(t.state.name for t in outcome.study.get_trials(deepcopy=False))
+    pids = {p.read_text() for p in cfg.study_dir.glob("evals/*/worker_pid")}
     settled = timer.finished
     warm = settled[len(settled) // 10] if len(settled) > 10 else t0
     steady = [t for t in settled if t > warm]
@@ -227,8 +231,36 @@ def run_one(storage: str | None, concurrency: int, trials: int, work: Path) -> d
         "wall_seconds": wall,
         "trials_per_second": rate,
         "offered_trials_per_second": concurrency / (EPOCHS * _sleep()),
+        "worker_processes": len(pids),
+        "trials_per_worker_process": len(settled) / max(1, len(pids)),
         "calls": {k: _quantiles(v) for k, v in timer.seconds.items()},
     }
+
+
+def machine(storage_urls: list[str]) -> dict[str, Any]:
+    """What the figures depend on besides the code: the machine, the driver's libraries and
+    the PostgreSQL server's version."""
+    import importlib.metadata as md
+    import os
+
+    import sqlalchemy
+    import torch
+
+    from evaluators.latency import hardware_info
+
+    versions = {}
+    for package in ("ray", "optuna", "sqlalchemy", "psycopg2-binary"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            continue
+    for url in storage_urls:
+        engine = sqlalchemy.create_engine(url)
+        with engine.connect() as conn:
+            versions["postgresql"] = conn.execute(sqlalchemy.text("SHOW server_version")).scalar()
+        engine.dispose()
+    hardware = hardware_info(torch.device("cpu")) | {"cpus": str(os.cpu_count())}
+    return {"hardware": hardware, "versions": versions}
 
 
 def _sleep() -> float:
@@ -272,6 +304,7 @@ def main() -> None:
             except Exception as exc:  # no server binaries, not root: SQLite alone, said so
                 console.print(f"[yellow]PostgreSQL skipped: {exc}[/]")
                 server = None
+        result |= machine([s for s in storages if s])
         try:
             for storage in storages:
                 for concurrency in args.concurrency:

@@ -184,7 +184,7 @@ def load_table(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="evaluate 4 architectures only")
+    ap.add_argument("--quick", action="store_true", help="evaluate 2 architectures only")
     ap.add_argument("--workers", type=int, default=2, help="parallel processes")
     ap.add_argument("--epochs", type=int, default=3, help="epochs per architecture")
     ap.add_argument("--out", type=Path, help="default: bench/data/tabular_resnet18_s23[_eN].csv")
@@ -199,7 +199,7 @@ def main() -> None:
     timed = load_table(args.out, fingerprints=donors) if args.out.is_file() else {}
     lent = {h: r["latency_rel"] for h, r in timed.items()}
     if args.quick:
-        todo = todo[:4]
+        todo = todo[:2]
     console.print(
         f"{len(points)} architectures in the sub-space, {len(done)} in the table; "
         f"{sum(space.decode(p).hash in lent for p in todo)} to train keep their stored timing"

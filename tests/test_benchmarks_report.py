@@ -107,3 +107,19 @@ def test_gpu_section_shows_errors_and_the_reference_beside_itself_and_beside_a_m
     assert "reduce-overhead`): resnet18 ca@standard 2.30x -> 1.35x." in text
     stored.clear()  # no earlier run stored: no before/after paragraph, the table still shows
     assert "beside itself" not in report.gpu_check(result(2.5, 2.55))
+
+
+def test_scale_section_names_its_machine_and_the_worker_processes_when_recorded():
+    report = _report_module()
+    stored = json.loads((ROOT / "bench" / "results" / "scale.json").read_text())
+    old = report.scale(stored)
+    assert "machine and versions not recorded" in old and "| - |" in old
+    run = stored["runs"][0] | {"worker_processes": 40, "trials_per_worker_process": 52.2}
+    new = stored | {
+        "runs": [run],
+        "hardware": {"name": "AMD EPYC", "torch": "2.14.1", "cpus": "2"},
+        "versions": {"ray": "2.60.0", "postgresql": "16.4"},
+    }
+    text = report.scale(new)
+    assert "on 2 cores (name AMD EPYC, torch 2.14.1; ray 2.60.0, postgresql 16.4)" in text
+    assert "| 40 (52.2) |" in text
