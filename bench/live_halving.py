@@ -40,10 +40,10 @@ def main() -> None:
     args = ap.parse_args()
     console = Console()
     work = Path(tempfile.mkdtemp(prefix="attnas-live-"))
-    common = [f"output_dir={work}", "n_trials=1000", f"schedule.budget_epochs={args.budget}"]
     if args.quick:
         args.budget = 6
-        common = [f"output_dir={work}", "n_trials=1000", "schedule.budget_epochs=6"]
+    common = [f"output_dir={work}", "n_trials=1000", f"schedule.budget_epochs={args.budget}"]
+    if args.quick:
         common += [*QUICK_OVERRIDES, "eval.train.epochs=2", "eval.seeds=[0]"]
         halving = ["schedule.min_epochs=1", "schedule.eta=2"]
     else:
