@@ -366,17 +366,29 @@ def noise_ceiling(rows: list[dict[str, Any]]) -> dict[str, Any]:
     schedule ranks like itself, so tau(short, long) must be read against ``long_seed_tau``.
     ``long_separation_f``/``_p`` is a one-way ANOVA of the long accuracies with architectures
     as groups and seeds as repeats: p >= 0.05 means the task does not separate these
-    placements beyond seed noise, and no short schedule can be tuned to rank them."""
+    placements beyond seed noise, and no short schedule can be tuned to rank them.
+
+    ``tau_ceiling`` is the tau(short, long) that these seed counts allow when both schedules
+    rank by the same underlying quality and differ only by their seed noise, and
+    ``tau_ceiling_long`` the most any proxy, however reliable, could reach against this long
+    reference (see ``attainable_tau``). An observed tau well below ``tau_ceiling`` is bias:
+    the short schedule ranks by something else; one near it is noise, which more seeds
+    reduce."""
     from scipy.stats import f_oneway, kendalltau
 
     out: dict[str, Any] = {}
+    seeds = {}
     for schedule in ("short", "long"):
-        n = min(len(r[schedule]) for r in rows)
+        n = seeds[schedule] = min(len(r[schedule]) for r in rows)
         taus = [
             kendalltau([r[schedule][a] for r in rows], [r[schedule][b] for r in rows]).statistic
             for a, b in itertools.combinations(range(n), 2)
         ]
         out[f"{schedule}_seed_tau"] = float(statistics.fmean(taus)) if taus else float("nan")
+    short = mean_reliability(out["short_seed_tau"], seeds["short"])
+    long = mean_reliability(out["long_seed_tau"], seeds["long"])
+    out["tau_ceiling"] = attainable_tau(short, long)
+    out["tau_ceiling_long"] = attainable_tau(1.0, long)
     groups = [r["long"] for r in rows]
     if len(groups) > 1 and all(len(g) > 1 for g in groups):
         test = f_oneway(*groups)
@@ -387,6 +399,28 @@ def noise_ceiling(rows: list[dict[str, Any]]) -> dict[str, Any]:
     else:
         out["long_separation_f"] = out["long_separation_p"] = float("nan")
     return out
+
+
+def mean_reliability(seed_tau: float, seeds: int) -> float:
+    """How reliably the mean over ``seeds`` seeds ranks architectures, from the Kendall tau
+    between two single seeds' rankings: tau becomes a Pearson correlation by Greiner's
+    relation r = sin(pi tau / 2) (exact for bivariate normal scores), then the Spearman-Brown
+    formula gives the reliability of a mean of ``seeds`` such repeats. NaN without two seeds."""
+    if math.isnan(seed_tau):
+        return float("nan")
+    r = max(0.0, math.sin(math.pi * seed_tau / 2))
+    return seeds * r / (1 + (seeds - 1) * r)
+
+
+def attainable_tau(reliability_a: float, reliability_b: float) -> float:
+    """The highest expected Kendall tau between two rankings of the same true quality measured
+    with these reliabilities: Spearman's correction for attenuation (the correlation cannot
+    exceed the square root of the product of the reliabilities), back to tau by Greiner's
+    relation. A target above it cannot be met with these seeds, whatever the recipe."""
+    product = reliability_a * reliability_b
+    if math.isnan(product):
+        return float("nan")
+    return 2 / math.pi * math.asin(min(1.0, math.sqrt(max(0.0, product))))
 
 
 def ranking(rows: list[dict[str, Any]]) -> list[tuple[str, float, float, float | None]]:
@@ -417,6 +451,11 @@ def summary(figures: dict[str, Any]) -> str:
             f"; seed against seed: tau short {figures['short_seed_tau']:.3f}, "
             f"long {figures['long_seed_tau']:.3f}"
         )
+        if not math.isnan(figures.get("tau_ceiling", math.nan)):
+            text += (
+                f"; tau these seeds allow {figures['tau_ceiling']:.2f} (a noiseless short "
+                f"schedule: {figures['tau_ceiling_long']:.2f})"
+            )
         if not math.isnan(p):
             text += (
                 f"; placements differ at the long schedule beyond seed noise (ANOVA p {p:.3g})"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -758,7 +759,7 @@ def fidelity(
             "the short schedule ranks these architectures much as the long one does"
             if tau >= 0.6
             else "[yellow]the short schedule ranks these architectures unlike the long one:[/] "
-            "lengthen it or change its recipe before searching"
+            + _fidelity_advice(tau, figures["tau_ceiling"])
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / "fidelity.json"
@@ -767,6 +768,19 @@ def fidelity(
     result["architectures"] = rows
     out.write_text(json.dumps(result, indent=2))
     console.print(f"wrote {out}")
+
+
+def _fidelity_advice(tau: float, ceiling: float) -> str:
+    """What to change when the short schedule ranks unlike the long one: its recipe when tau
+    falls well short of what seed noise alone would leave (``tau_ceiling``), else the seeds."""
+    if math.isnan(ceiling):  # one seed: noise cannot be told from bias
+        return "lengthen it or change its recipe before searching"
+    if tau < ceiling - 0.1:
+        return (
+            f"lengthen it or change its recipe before searching (seed noise alone would leave "
+            f"tau {ceiling:.2f})"
+        )
+    return f"about as far as seed noise allows (tau {ceiling:.2f}): add seeds to both schedules"
 
 
 @app.command()

@@ -6,6 +6,7 @@ No timing is asserted: benchmarks measure, tests only prove the scripts work.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -182,6 +183,36 @@ def test_noise_ceiling_tells_a_task_that_separates_from_one_that_does_not():
         }  # fmt: skip
     )
     assert "does not separate these placements beyond seed noise" in text
+
+
+def test_tau_ceiling_predicts_what_seed_noise_alone_leaves_of_the_ranking():
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    from evaluators.fidelity import attainable_tau, mean_reliability, noise_ceiling
+
+    assert mean_reliability(1.0, 1) == pytest.approx(1.0)
+    assert mean_reliability(-0.3, 3) == 0.0  # seeds that disagree carry no ranking
+    assert mean_reliability(0.5, 4) > mean_reliability(0.5, 2) > mean_reliability(0.5, 1)
+    assert attainable_tau(1.0, 1.0) == pytest.approx(1.0) and attainable_tau(0.0, 0.9) == 0.0
+    assert math.isnan(attainable_tau(float("nan"), 1.0))
+    # 400 architectures of one true quality; each seed of each schedule adds its own noise
+    # (short 2x the long's), so the two schedules differ by noise alone.
+    rng = np.random.default_rng(0)
+    quality = rng.normal(size=400)
+    long = quality[:, None] + rng.normal(scale=1.0, size=(400, 3))
+    short = quality[:, None] + rng.normal(scale=2.0, size=(400, 3))
+    figures = noise_ceiling(_rows(long.tolist(), short.tolist()))
+    observed = kendalltau(short.mean(1), long.mean(1)).statistic
+    assert 0.3 < figures["tau_ceiling"] < 0.5
+    assert observed == pytest.approx(figures["tau_ceiling"], abs=0.05)
+    noiseless = kendalltau(quality, long.mean(1)).statistic
+    assert figures["tau_ceiling_long"] == pytest.approx(noiseless, abs=0.05)
+    # A short schedule as self-consistent that ranks by something else: far below the ceiling.
+    other = rng.normal(size=400)
+    biased = other[:, None] + rng.normal(scale=2.0, size=(400, 3))
+    figures = noise_ceiling(_rows(long.tolist(), biased.tolist()))
+    assert kendalltau(biased.mean(1), long.mean(1)).statistic < figures["tau_ceiling"] - 0.25
 
 
 def test_welch_interval_matches_scipys_welch_test():
