@@ -21,7 +21,9 @@ Writes bench/results/measurement.json. Run: .venv/bin/python bench/measurement.p
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -241,11 +243,41 @@ def main() -> None:
         "hardware": hardware_info(torch.device("cpu")),
         "latency_settings": cfg.eval.latency.model_dump(),
         "quick": args.quick,
+        "measured_at": datetime.now(UTC).isoformat(timespec="minutes"),
         "latency": lat,
         "reference_against_itself": itself,
         "flops": flops,
     }
+    if not args.quick:
+        previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+        result["history"] = history(previous, result)
     write_result(result, args.out)
+
+
+HISTORY_RUNS = 10
+
+
+def headline(result: dict) -> dict:
+    """What a run says about the noise floor, in a few numbers: each model's median latency
+    and latency_rel, and the share of "reference against itself" runs within 1.00 +- 0.02."""
+    itself = result.get("reference_against_itself") or {}
+    return {
+        "measured_at": result.get("measured_at"),  # None: stored before runs were dated
+        "latency_ms": {x["arch"]: x["latency_ms_median"] for x in result["latency"]},
+        "latency_rel": {x["arch"]: x["latency_rel_median"] for x in result["latency"]},
+        "itself_within_2pct": itself.get("within_2pct"),
+    }
+
+
+def history(previous: dict, result: dict) -> list[dict]:
+    """The last ``HISTORY_RUNS`` full runs' headlines, oldest first, this one last.
+
+    Why: on a shared machine the ratio of two networks is steady within a run and between
+    runs of one sitting, but not between days (a neighbour's load slows memory-bound small
+    ops more than convolutions); only runs kept side by side show how far it moves, which
+    is what a study resumed days later mixes into one front."""
+    past = previous.get("history") or ([headline(previous)] if previous.get("latency") else [])
+    return [*past, headline(result)][-HISTORY_RUNS:]
 
 
 if __name__ == "__main__":

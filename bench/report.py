@@ -306,6 +306,7 @@ def measurement(r: dict[str, Any]) -> str:
                 ],
                 lat,
             ),
+            *_measurement_history(r),
             "",
             "FLOPs: `torch.utils.flop_counter` counts only convolutions and matrix products, "
             "2 per multiply-add. Ours, for the same ops, doubled:",
@@ -409,6 +410,44 @@ def _recipes(main: dict[str, Any]) -> list[str]:
         "`bench/fidelity.py`; the long recipe is never tuned):",
         "",
         _table(header, rows),
+    ]
+
+
+def _measurement_history(r: dict[str, Any]) -> list[str]:
+    """The same models run by run: how far latency and latency_rel move between sittings,
+    against how far they move between the runs of one sitting (the table above)."""
+    history = r.get("history", [])
+    if len(history) < 2:
+        return []
+    models = list(history[-1]["latency_rel"])
+    rows = [
+        [
+            h["measured_at"] or "not recorded",
+            *(
+                f"{h['latency_ms'][m]:.2f} / {h['latency_rel'][m]:.3f}"
+                if m in h["latency_rel"]
+                else "-"
+                for m in models
+            ),
+            f"{h['itself_within_2pct']:.0%}" if h["itself_within_2pct"] is not None else "-",
+        ]
+        for h in history
+    ]
+    moved = {
+        m: (max(v) - min(v)) / statistics.median(v)
+        for m in models
+        if len(v := [h["latency_rel"][m] for h in history if m in h["latency_rel"]]) > 1
+    }
+    worst = max(moved, key=lambda m: moved[m])
+    sitting = max(x["rel_spread"] for x in r["latency"])
+    return [
+        "",
+        f"The same models run by run, one row per run of this script (median ms / "
+        f"latency_rel; the last row is the table above). Between runs latency_rel moved by up "
+        f"to {moved[worst]:.1%} ({worst}); within the last sitting its spread over runs was at "
+        f"most {sitting:.1%}.",
+        "",
+        _table(["measured", *models, "itself within ± 0.02"], rows),
     ]
 
 

@@ -123,3 +123,26 @@ def test_scale_section_names_its_machine_and_the_worker_processes_when_recorded(
     text = report.scale(new)
     assert "on 2 cores (name AMD EPYC, torch 2.14.1; ray 2.60.0, postgresql 16.4)" in text
     assert "| 40 (52.2) |" in text
+
+
+def test_measurement_keeps_each_runs_headline_and_the_report_shows_the_drift():
+    report = _report_module()
+    import measurement
+
+    stored = json.loads((ROOT / "bench" / "results" / "measurement.json").read_text())
+    undated = {k: v for k, v in stored.items() if k not in ("history", "measured_at")}
+    first = measurement.history({}, undated)
+    assert first == [measurement.headline(undated)] and first[0]["measured_at"] is None
+    # A result stored before runs kept a history becomes the history's first row.
+    slower = json.loads(json.dumps(stored))
+    for row in slower["latency"]:
+        row["latency_rel_median"] *= 1.1 if row["arch"] == "eca@standard" else 1.0
+    slower["measured_at"] = "later"
+    two = measurement.history(undated, slower)
+    assert [h["measured_at"] for h in two] == [None, "later"]
+    long = measurement.history({"history": two * 6}, slower)
+    assert len(long) == measurement.HISTORY_RUNS and long[-1]["measured_at"] == "later"
+    text = report.measurement(slower | {"history": two})
+    assert "latency_rel moved by up to 9.5% (eca@standard)" in text  # (1.1 - 1) / 1.05
+    assert "| not recorded |" in text and "| later |" in text
+    assert "Between runs" not in report.measurement(slower | {"history": two[-1:]})
