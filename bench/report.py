@@ -470,12 +470,16 @@ def _ceiling(r: dict) -> list[str]:
         "",
     ]
     if "tau_ceiling" in r:
+        from evaluators.fidelity import gap_is_bias
+
         n = len(r["seeds"])
         gap = (
-            "the short schedule ranks by something other than what the long one rewards (bias, "
-            "not noise): more seeds would not close that gap"
-            if r["kendall_tau"] < r["tau_ceiling"] - 0.1
-            else "the gap is about what seed noise leaves: more seeds close it"
+            "more than two standard errors below it, so the short schedule ranks by something "
+            "other than what the long one rewards (bias, not noise): more seeds would not "
+            "close that gap"
+            if gap_is_bias(r["kendall_tau"], r["tau_ceiling"], len(r["architectures"]))
+            else "within two standard errors of it: the gap is what seed noise leaves, and "
+            "more seeds close it"
         )
         lines += [
             f"What these seeds allow (each seed agreement turned into the reliability of a "

@@ -423,6 +423,18 @@ def attainable_tau(reliability_a: float, reliability_b: float) -> float:
     return 2 / math.pi * math.asin(min(1.0, math.sqrt(max(0.0, product))))
 
 
+def gap_is_bias(tau: float, ceiling: float, architectures: int) -> bool | None:
+    """Whether tau(short, long) falls short of what seed noise alone would leave by more than
+    two standard errors of a Kendall tau over this many architectures (the conservative,
+    no-association one: sqrt(2(2n+5) / 9n(n-1)), 0.13 at 30): then the short schedule ranks
+    by something else, and more seeds will not help. None when it cannot tell (one seed)."""
+    if math.isnan(ceiling) or architectures < 3:
+        return None
+    n = architectures
+    stderr = math.sqrt(2 * (2 * n + 5) / (9 * n * (n - 1)))
+    return tau < ceiling - 2 * stderr
+
+
 def ranking(rows: list[dict[str, Any]]) -> list[tuple[str, float, float, float | None]]:
     """(label with its baseline tag, mean short, mean long accuracy, latency_rel), best long
     first: the table both ``attnas fidelity`` and the benchmark print."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -759,7 +758,7 @@ def fidelity(
             "the short schedule ranks these architectures much as the long one does"
             if tau >= 0.6
             else "[yellow]the short schedule ranks these architectures unlike the long one:[/] "
-            + _fidelity_advice(tau, figures["tau_ceiling"])
+            + _fidelity_advice(tau, figures["tau_ceiling"], len(rows))
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / "fidelity.json"
@@ -770,12 +769,16 @@ def fidelity(
     console.print(f"wrote {out}")
 
 
-def _fidelity_advice(tau: float, ceiling: float) -> str:
+def _fidelity_advice(tau: float, ceiling: float, architectures: int) -> str:
     """What to change when the short schedule ranks unlike the long one: its recipe when tau
-    falls well short of what seed noise alone would leave (``tau_ceiling``), else the seeds."""
-    if math.isnan(ceiling):  # one seed: noise cannot be told from bias
+    falls clearly short of what seed noise alone would leave (``gap_is_bias``), else the
+    seeds."""
+    from evaluators.fidelity import gap_is_bias
+
+    bias = gap_is_bias(tau, ceiling, architectures)
+    if bias is None:  # one seed: noise cannot be told from bias
         return "lengthen it or change its recipe before searching"
-    if tau < ceiling - 0.1:
+    if bias:
         return (
             f"lengthen it or change its recipe before searching (seed noise alone would leave "
             f"tau {ceiling:.2f})"

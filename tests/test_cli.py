@@ -299,8 +299,9 @@ def test_a_refused_second_driver_prints_one_line_naming_the_real_holder(tmp_path
 def test_fidelity_advice_tells_a_biased_short_schedule_from_a_noisy_one():
     from search.cli import _fidelity_advice
 
-    biased = _fidelity_advice(0.09, 0.46)  # the clutter figures in BENCHMARKS.md
+    biased = _fidelity_advice(0.09, 0.46, 30)  # the clutter figures in BENCHMARKS.md
     assert "change its recipe" in biased and "0.46" in biased
-    assert "add seeds" in _fidelity_advice(0.42, 0.46)
-    one_seed = _fidelity_advice(0.2, float("nan"))
+    assert "add seeds" in _fidelity_advice(0.25, 0.46, 30)  # within 2 x 0.13 of it
+    assert "change its recipe" in _fidelity_advice(0.25, 0.46, 400)  # 2 x 0.034 at 400
+    one_seed = _fidelity_advice(0.2, float("nan"), 30)
     assert "change its recipe" in one_seed and "nan" not in one_seed
