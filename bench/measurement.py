@@ -15,6 +15,10 @@ those same ops (conv + linear + matmul) must equal half of it exactly; the rest 
 (norms, activations, pools, the attention's element-wise ops) is what PyTorch's counter
 leaves out, reported as a share of our total.
 
+Each full run's headline (median ms and latency_rel per model, the against-itself share) is
+kept beside the earlier ones (``history``): on a shared host the figures move between
+sittings more than within one, and only runs kept side by side show by how much.
+
 Writes bench/results/measurement.json. Run: .venv/bin/python bench/measurement.py [--quick]
 """
 
@@ -149,6 +153,32 @@ def flops_cross_check(image_size: int) -> list[dict]:
     return rows
 
 
+HISTORY_RUNS = 10
+
+
+def headline(result: dict) -> dict:
+    """What a run says about the noise floor, in a few numbers: each model's median latency
+    and latency_rel, and the share of "reference against itself" runs within 1.00 +- 0.02."""
+    itself = result.get("reference_against_itself") or {}
+    return {
+        "measured_at": result.get("measured_at"),  # None: stored before runs were dated
+        "latency_ms": {x["arch"]: x["latency_ms_median"] for x in result["latency"]},
+        "latency_rel": {x["arch"]: x["latency_rel_median"] for x in result["latency"]},
+        "itself_within_2pct": itself.get("within_2pct"),
+    }
+
+
+def history(previous: dict, result: dict) -> list[dict]:
+    """The last ``HISTORY_RUNS`` full runs' headlines, oldest first, this one last.
+
+    Why: on a shared machine the ratio of two networks is steady within a run and between
+    runs of one sitting, but not between days (a neighbour's load slows memory-bound small
+    ops more than convolutions); only runs kept side by side show how far it moves, which
+    is what a study resumed days later mixes into one front."""
+    past = previous.get("history") or ([headline(previous)] if previous.get("latency") else [])
+    return [*past, headline(result)][-HISTORY_RUNS:]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="2 runs, 1 model, 64 px FLOPs")
@@ -252,32 +282,6 @@ def main() -> None:
         previous = json.loads(args.out.read_text()) if args.out.exists() else {}
         result["history"] = history(previous, result)
     write_result(result, args.out)
-
-
-HISTORY_RUNS = 10
-
-
-def headline(result: dict) -> dict:
-    """What a run says about the noise floor, in a few numbers: each model's median latency
-    and latency_rel, and the share of "reference against itself" runs within 1.00 +- 0.02."""
-    itself = result.get("reference_against_itself") or {}
-    return {
-        "measured_at": result.get("measured_at"),  # None: stored before runs were dated
-        "latency_ms": {x["arch"]: x["latency_ms_median"] for x in result["latency"]},
-        "latency_rel": {x["arch"]: x["latency_rel_median"] for x in result["latency"]},
-        "itself_within_2pct": itself.get("within_2pct"),
-    }
-
-
-def history(previous: dict, result: dict) -> list[dict]:
-    """The last ``HISTORY_RUNS`` full runs' headlines, oldest first, this one last.
-
-    Why: on a shared machine the ratio of two networks is steady within a run and between
-    runs of one sitting, but not between days (a neighbour's load slows memory-bound small
-    ops more than convolutions); only runs kept side by side show how far it moves, which
-    is what a study resumed days later mixes into one front."""
-    past = previous.get("history") or ([headline(previous)] if previous.get("latency") else [])
-    return [*past, headline(result)][-HISTORY_RUNS:]
 
 
 if __name__ == "__main__":
