@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+from collections.abc import Callable
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,22 @@ QUICK_OVERRIDES = (
     "eval.latency.min_sample_ms=1",
     "eval.latency.max_seconds=0.3",
 )
+
+
+# How many runs of a script a result keeps side by side (``keep_history``).
+HISTORY_RUNS = 10
+
+
+def keep_history(
+    previous: dict[str, Any], result: dict[str, Any], headline: Callable[[dict], dict]
+) -> list[dict]:
+    """The last ``HISTORY_RUNS`` runs' headlines, oldest first, ``result``'s last.
+
+    Why: a latency ratio is steady within a run but moves between sittings and machines (a
+    neighbour's load, another host of the same kind); only runs kept side by side show by how
+    much. A ``previous`` result stored before runs kept a history becomes its first row."""
+    past = previous.get("history") or ([headline(previous)] if previous.get("latency") else [])
+    return [*past, headline(result)][-HISTORY_RUNS:]
 
 
 def write_result(result: dict[str, Any], out: Path, quiet: bool = False) -> Path:

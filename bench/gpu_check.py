@@ -14,7 +14,9 @@
    CIFAR-10-shaped tensors (``bench/throughput.py``'s schedule).
 
 Prints a table and writes ``bench/results/gpu_check.json`` (hardware, runtime versions,
-settings with every number). ``--device cpu --quick`` runs the same code on the CPU with tiny
+settings with every number), and each earlier GPU run's latency_rel per row beside this one's
+(``history``): a ratio steady within a run can move between machines of one kind.
+``--device cpu --quick`` runs the same code on the CPU with tiny
 sizes: that is what the test suite checks, so on a GPU only the hardware is new.
 
 Run on a GPU machine: .venv/bin/python bench/gpu_check.py
@@ -23,14 +25,16 @@ Run on a GPU machine: .venv/bin/python bench/gpu_check.py
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
-from benchio import runtime_versions, write_result
+from benchio import keep_history, runtime_versions, write_result
 from report import GPU_COLUMNS, gpu_row
 from rich.console import Console
 from rich.table import Table
@@ -204,6 +208,19 @@ def latency_table(latency: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    """What one run says, to set beside the others: when, on what, and each row's latency_rel."""
+    return {
+        "measured_at": result.get("measured_at"),  # None: stored before runs were dated
+        "gpu": result["hardware"].get("name"),
+        "latency_rel": {
+            f"{x['model']} / {x['target']}": x["latency_rel"]
+            for x in result["latency"]
+            if "error" not in x
+        },
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--device", default="cuda", help="cuda (the point), or cpu to test the script")
@@ -217,10 +234,13 @@ def main() -> None:
         )
     image_size, batch = (32, 2) if args.quick else (224, 32)
     console.print(f"gpu_check on {args.device}: {image_size} px, batch {batch}")
+    # read before the first partial save overwrites it
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
     t0 = time.perf_counter()
     result: dict[str, Any] = {
         "device": args.device,
         "quick": args.quick,
+        "measured_at": datetime.now(UTC).isoformat(timespec="minutes"),
         "hardware": hardware_info(torch.device(args.device)),
         "versions": runtime_versions(),
         "image_size": image_size,
@@ -228,10 +248,15 @@ def main() -> None:
         "latency": [],
     }
 
-    def save() -> None:
+    comparable = not args.quick and previous.get("device") == args.device
+    comparable = comparable and not previous.get("quick")
+
+    def save(quiet: bool = True) -> None:
         # after every row, so a run cut short by the lease still leaves what it measured
         result["seconds"] = time.perf_counter() - t0
-        write_result(result, args.out, quiet=True)
+        if comparable:
+            result["history"] = keep_history(previous, result, headline)
+        write_result(result, args.out, quiet=quiet)
 
     def rows(compiled: bool) -> None:
         for row in latency_rows(args.device, image_size, batch, args.quick, console, compiled):
@@ -256,8 +281,7 @@ def main() -> None:
             f"training trial: {trial['seconds']:.1f} s ({trial['train_seconds']:.1f} s training), "
             f"{trial['evaluations_per_hour']:.0f} evaluations per hour"
         )
-    result["seconds"] = time.perf_counter() - t0
-    write_result(result, args.out)
+    save(quiet=False)
 
 
 if __name__ == "__main__":

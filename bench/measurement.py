@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from benchio import QUICK_OVERRIDES, fresh_processes, write_result
+from benchio import QUICK_OVERRIDES, fresh_processes, keep_history, write_result
 from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
@@ -153,9 +153,6 @@ def flops_cross_check(image_size: int) -> list[dict]:
     return rows
 
 
-HISTORY_RUNS = 10
-
-
 def headline(result: dict) -> dict:
     """What a run says about the noise floor, in a few numbers: each model's median latency
     and latency_rel, and the share of "reference against itself" runs within 1.00 +- 0.02."""
@@ -169,14 +166,11 @@ def headline(result: dict) -> dict:
 
 
 def history(previous: dict, result: dict) -> list[dict]:
-    """The last ``HISTORY_RUNS`` full runs' headlines, oldest first, this one last.
-
-    Why: on a shared machine the ratio of two networks is steady within a run and between
-    runs of one sitting, but not between days (a neighbour's load slows memory-bound small
-    ops more than convolutions); only runs kept side by side show how far it moves, which
-    is what a study resumed days later mixes into one front."""
-    past = previous.get("history") or ([headline(previous)] if previous.get("latency") else [])
-    return [*past, headline(result)][-HISTORY_RUNS:]
+    """This run's headline after the earlier runs' (why: ``benchio.keep_history``); on a
+    shared machine the ratio of two networks moves between days more than within a sitting
+    (a neighbour's load slows memory-bound small ops more than convolutions), which is what a
+    study resumed days later mixes into one front."""
+    return keep_history(previous, result, headline)
 
 
 def main() -> None:

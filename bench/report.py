@@ -789,14 +789,24 @@ def targets(r: dict[str, Any]) -> str:
     for s in r["spaces"]:
         taus = [[pair, f"{v['tau']:.3f}", v["n"]] for pair, v in s["kendall_tau"].items()]
         moves = [
-            [name, f"{m['rank_shift']:+.0f}", f"`{m['label']}`"]
+            [
+                name,
+                f"{m['rank_shift']:+.0f}",
+                f"`{m['label']}`" if m["rank_shift"] else "none moved",
+            ]
             for name, ms in s["largest_rank_moves"].items()
             for m in ms[:1]
         ]
+        measured, requested = len(s["architectures"]), s.get("requested")
+        cut = (
+            f"; the run ended with its lease, {requested} were asked for"
+            if requested and measured < requested
+            else ""
+        )
         parts += [
             "",
-            f"**{s['backbone']}** ({len(s['architectures'])} architectures of "
-            f"`configs/{s['config']}`, trained at {s['training_resolution']} px):",
+            f"**{s['backbone']}** ({measured} architectures of `configs/{s['config']}`, trained "
+            f"at {s['training_resolution']} px{cut}):",
             "",
             _table(["targets", "Kendall tau", "architectures"], taus),
             "",
@@ -893,6 +903,45 @@ def _gpu_graphs(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _gpu_history(r: dict[str, Any]) -> list[str]:
+    """Each row's latency_rel run by run (one machine of the kind per run): which figures a
+    user can carry from one GPU host to the next, and which move with the host."""
+    history = r.get("history", [])
+    if len(history) < 2:
+        return []
+    rows = list(history[-1]["latency_rel"])
+    moved = {
+        row: (max(v) - min(v)) / statistics.median(v)
+        for row in rows
+        if len(v := [h["latency_rel"][row] for h in history if row in h["latency_rel"]]) > 1
+    }
+    header = [
+        "model / target",
+        *(f"{h['measured_at'] or 'not recorded'} ({h['gpu']})" for h in history),
+        "spread",
+    ]
+    table = [
+        [
+            row,
+            *(f"{h['latency_rel'][row]:.3f}" if row in h["latency_rel"] else "-" for h in history),
+            f"{moved[row]:.1%}" if row in moved else "-",
+        ]
+        for row in rows
+    ]
+    compiled = [m for row, m in moved.items() if "compile" in row]
+    eager = [m for row, m in moved.items() if "compile" not in row and "itself" not in row]
+    return [
+        "",
+        f"The same rows run by run, each run on its own lent machine (latency_rel; the last "
+        f"column is (max - min) / median). Compiled rows moved by at most "
+        f"{max(compiled, default=0):.1%} between runs, eager rows by up to "
+        f"{max(eager, default=0):.1%}: an eager forward here is mostly the host launching "
+        "kernels, and hosts differ.",
+        "",
+        _table(header, table),
+    ]
+
+
 def gpu_check(r: dict[str, Any]) -> str:
     if r.get("device") != "cuda":
         return "No GPU figures yet: no GPU run has been recorded."
@@ -908,6 +957,7 @@ def gpu_check(r: dict[str, Any]) -> str:
         _table(GPU_COLUMNS, [gpu_row(x) for x in r["latency"]]),
         *_gpu_sync_fix(r),
         *_gpu_graphs(r),
+        *_gpu_history(r),
     ]
     t = r["training_trial"]
     if "error" in t:

@@ -87,7 +87,8 @@ def measure_space(
     on_row: Callable[[dict[str, Any]], None] = lambda space: None,
 ) -> dict[str, Any]:
     """Every target on ``n`` architectures of one space; ``on_row`` sees the space's partial
-    result after each architecture."""
+    result, agreement included, after each architecture (a run cut short by a GPU lease
+    keeps its Kendall taus over what it measured)."""
     cfg = load_config(ROOT.parent / "configs" / config)
     space = SearchSpace(cfg.space)
     sample = sample_archs(space, n, seed=0)[:n]  # baselines first
@@ -98,6 +99,7 @@ def measure_space(
         "config": config,
         "backbone": cfg.space.backbone,
         "training_resolution": cfg.space.image_size,
+        "requested": n,
         "architectures": rows,
     }
     for i, (baseline, arch) in enumerate(sample):
@@ -115,7 +117,7 @@ def measure_space(
             row["rel"][name] = r.latency_rel
             row.setdefault("ci", {})[name] = list(r.latency_rel_ci)
         rows.append(row)
-        on_row(result)
+        on_row(result | agreement(rows, list(chosen)))
         console.print(
             f"  [{i + 1}/{len(sample)}] "
             + ", ".join(f"{k} {v:.3f}" for k, v in row["rel"].items())

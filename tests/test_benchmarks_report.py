@@ -109,6 +109,30 @@ def test_gpu_section_shows_errors_and_the_reference_beside_itself_and_beside_a_m
     assert "beside itself" not in report.gpu_check(result(2.5, 2.55))
 
 
+def test_gpu_check_keeps_each_runs_latency_rel_and_the_report_shows_the_spread():
+    report = _report_module()
+    import gpu_check
+    from benchio import keep_history
+
+    stored = json.loads((ROOT / "bench" / "results" / "gpu_check.json").read_text())
+    earlier = {k: v for k, v in stored.items() if k not in ("history", "measured_at")}
+    later = json.loads(json.dumps(earlier)) | {"measured_at": "later"}
+    for row in later["latency"]:
+        if "error" not in row:
+            compiled = row.get("runtime") == "torch_compile"
+            row["latency_rel"] *= 1.02 if compiled else 1.1 if "ca@mid" in row["model"] else 1.0
+    two = keep_history(earlier, later, gpu_check.headline)
+    assert [h["measured_at"] for h in two] == [None, "later"]
+    heads = two[-1]["latency_rel"]
+    assert "resnet18 ca@standard / onnxruntime fp32" not in heads  # a refused target: no ratio
+    assert len(heads) == sum("error" not in x for x in later["latency"])
+    text = report.gpu_check(later | {"history": two})
+    # (1.02 - 1) / 1.01 and (1.1 - 1) / 1.05: the spread is taken about the median
+    assert "Compiled rows moved by at most 2.0% between runs, eager rows by up to 9.5%" in text
+    assert "| not recorded (NVIDIA H200) | later (NVIDIA H200) | spread |" in text
+    assert "moved by at most" not in report.gpu_check(later | {"history": two[-1:]})
+
+
 def test_scale_section_names_its_machine_and_the_worker_processes_when_recorded():
     report = _report_module()
     stored = json.loads((ROOT / "bench" / "results" / "scale.json").read_text())
@@ -128,6 +152,7 @@ def test_scale_section_names_its_machine_and_the_worker_processes_when_recorded(
 def test_measurement_keeps_each_runs_headline_and_the_report_shows_the_drift():
     report = _report_module()
     import measurement
+    from benchio import HISTORY_RUNS
 
     stored = json.loads((ROOT / "bench" / "results" / "measurement.json").read_text())
     undated = {k: v for k, v in stored.items() if k not in ("history", "measured_at")}
@@ -141,7 +166,7 @@ def test_measurement_keeps_each_runs_headline_and_the_report_shows_the_drift():
     two = measurement.history(undated, slower)
     assert [h["measured_at"] for h in two] == [None, "later"]
     long = measurement.history({"history": two * 6}, slower)
-    assert len(long) == measurement.HISTORY_RUNS and long[-1]["measured_at"] == "later"
+    assert len(long) == HISTORY_RUNS and long[-1]["measured_at"] == "later"
     text = report.measurement(slower | {"history": two})
     assert "latency_rel moved by up to 9.5% (eca@standard)" in text  # (1.1 - 1) / 1.05
     assert "| not recorded |" in text and "| later |" in text

@@ -40,10 +40,11 @@ def test_a_target_that_cannot_run_here_is_recorded_with_its_reason(monkeypatch):
     sampling = {"repeats": 3, "warmup": 1, "min_sample_ms": 1, "max_seconds": 0.2}
     space = bench_targets.measure_space(
         "quickstart.yaml", 3, 16, 3, sampling, Console(quiet=True),
-        on_row=lambda s: partial.append(len(s["architectures"])),
+        on_row=lambda s: partial.append((len(s["architectures"]), "kendall_tau" in s)),
     )  # fmt: skip
     rows = space["architectures"]
-    assert partial == [1, 2, 3]  # saved after every architecture
+    # saved after every architecture, its agreement with it: a run cut short keeps its taus
+    assert partial == [(1, True), (2, True), (3, True)]
     assert all(set(r["rel"]) == {"train-res eager"} for r in rows)
     assert all("reduce-overhead" in r["unavailable"]["cuda graphs"] for r in rows)
     assert list(space["kendall_tau"]) == []  # a target never measured pairs with nothing
@@ -67,3 +68,9 @@ def test_the_report_says_how_gpu_targets_were_timed():
     # a pipe inside a cell is escaped, or it would split the cell
     assert "| train-res eager \\| cuda graphs | 0.400 | 4 |" in text
     assert "| cuda graphs | +3 | `ca \\| ...` |" in text
+    assert "were asked for" not in text  # no count asked for: nothing to say about a cut
+    result["spaces"][0] |= {"requested": 16}
+    result["spaces"][0]["largest_rank_moves"]["cuda graphs"][0]["rank_shift"] = 0.0
+    text = report.targets(result)
+    assert "trained at 16 px; the run ended with its lease, 16 were asked for" in text
+    assert "| cuda graphs | +0 | none moved |" in text
