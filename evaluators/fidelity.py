@@ -11,8 +11,9 @@ timed beside a training run it reads several percent off.
 ``analyse`` gives Kendall tau and Spearman rho between short and long mean accuracy, the
 share of the long schedule's (accuracy, latency_rel) Pareto front inside the short
 schedule's top-k, the seed sigma at each length, and per attention type and per position
-the mean rank shift from short to long with its standard error over seeds. Used by
-``attnas fidelity`` and ``bench/fidelity.py``.
+the mean rank shift from short to long with its standard error over seeds, and how early
+the long recipe's own ranking settles (``checkpoint_fidelity``). Used by ``attnas fidelity``
+and ``bench/fidelity.py``.
 """
 
 from __future__ import annotations
@@ -354,6 +355,88 @@ def analyse(rows: list[dict[str, Any]], seeds: list[int], top_k: int) -> dict[st
         "seed_sigma_short": sigma("short"),
         "seed_sigma_long": sigma("long"),
         "rank_shift": groups,
+        **checkpoint_fidelity(rows),
+    }
+
+
+Proxy = Callable[[dict[str, Any], int], float]  # (row, seed index) -> an accuracy
+
+
+def _held_out_tau(rows: list[dict[str, Any]], proxy: Proxy) -> float:
+    """Kendall tau between a proxy and the long schedule's end on disjoint seeds: for each seed
+    s, the proxy's mean over the other seeds against seed s's long accuracy, averaged over s.
+    No seed's noise is on both sides, so a proxy that is the long end itself scores only what
+    seed noise leaves, and every other proxy is read against that. NaN below two seeds."""
+    from scipy.stats import kendalltau
+
+    n = min(len(r["long"]) for r in rows)
+    if n < 2:
+        return float("nan")
+    taus = [
+        kendalltau(
+            [statistics.fmean(proxy(r, o) for o in range(n) if o != s) for r in rows],
+            [r["long"][s] for r in rows],
+        ).statistic
+        for s in range(n)
+    ]
+    return float(statistics.fmean(taus))
+
+
+def _gap_interval(
+    rows: list[dict[str, Any]], better: Proxy, worse: Proxy, resamples: int = 400
+) -> list[float]:
+    """95% percentile interval of held-out tau(better) - tau(worse), architectures resampled
+    with replacement, both proxies on each resample (paired: what they share cancels). A
+    fixed generator keeps the report reproducible."""
+    rng = random.Random(0)
+    gaps = []
+    for _ in range(resamples):
+        sample = [rows[rng.randrange(len(rows))] for _ in rows]
+        gaps.append(_held_out_tau(sample, better) - _held_out_tau(sample, worse))
+    gaps = sorted(g for g in gaps if not math.isnan(g))
+    if not gaps:
+        return [float("nan"), float("nan")]
+    return [gaps[int(0.025 * (len(gaps) - 1))], gaps[int(0.975 * (len(gaps) - 1))]]
+
+
+def checkpoint_fidelity(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How early the long recipe settles its own ranking: at each epoch k, the held-out-seed
+    tau (``_held_out_tau``) between its accuracy after k epochs and its end, beside the short
+    schedule's and the long end's against itself (the most this measure can show); and, with
+    paired intervals over architectures, whether the long recipe stopped at the short
+    schedule's length ranks worse than its end (``settling_gap_ci``) and the short schedule
+    worse than that (``recipe_gap_ci``).
+
+    Why: it separates the two reasons a short schedule can rank badly. If the long recipe
+    stopped at the short schedule's length already ranks like its end, a short recipe can
+    too, and its gap is the recipe's; if it does not, the ranking is made late in training
+    and no schedule of that length can be expected to find it. The same figures say how far
+    successive halving's early rungs (the long recipe, stopped) can be trusted. A diverged
+    run counts 0 at every epoch it did not reach, as ``_final`` scores it."""
+    if not rows or "long_curves" not in rows[0]:
+        return {}
+    epochs = max(len(c) for r in rows for c in r["long_curves"])
+    short_epochs = min(epochs, max(len(c) for r in rows for c in r["short_curves"]))
+
+    def at(k: int) -> Proxy:
+        return lambda r, s: r["long_curves"][s][k - 1] if len(r["long_curves"][s]) >= k else 0.0
+
+    def end(r: dict[str, Any], s: int) -> float:
+        return r["long"][s]
+
+    def short(r: dict[str, Any], s: int) -> float:
+        return r["short"][s]
+
+    return {
+        "long_checkpoint_tau": [
+            {"epoch": k, "held_out_tau": _held_out_tau(rows, at(k))} for k in range(1, epochs + 1)
+        ],
+        "short_held_out_tau": _held_out_tau(rows, short),
+        "long_held_out_tau": _held_out_tau(rows, end),
+        "stopped_epoch": short_epochs,
+        "stopped_held_out_tau": _held_out_tau(rows, at(short_epochs)),
+        "settling_gap_ci": _gap_interval(rows, end, at(short_epochs)),
+        "recipe_gap_ci": _gap_interval(rows, at(short_epochs), short),
     }
 
 
@@ -430,9 +513,13 @@ def gap_is_bias(tau: float, ceiling: float, architectures: int) -> bool | None:
     by something else, and more seeds will not help. None when it cannot tell (one seed)."""
     if math.isnan(ceiling) or architectures < 3:
         return None
-    n = architectures
-    stderr = math.sqrt(2 * (2 * n + 5) / (9 * n * (n - 1)))
-    return tau < ceiling - 2 * stderr
+    return tau < ceiling - 2 * tau_stderr(architectures)
+
+
+def tau_stderr(n: int) -> float:
+    """The standard error of a Kendall tau over ``n`` items under no association,
+    sqrt(2(2n+5) / 9n(n-1)): conservative (the largest) for the taus read here."""
+    return math.sqrt(2 * (2 * n + 5) / (9 * n * (n - 1)))
 
 
 def ranking(rows: list[dict[str, Any]]) -> list[tuple[str, float, float, float | None]]:
@@ -467,6 +554,14 @@ def summary(figures: dict[str, Any]) -> str:
             text += (
                 f"; tau these seeds allow {figures['tau_ceiling']:.2f} (a noiseless short "
                 f"schedule: {figures['tau_ceiling_long']:.2f})"
+            )
+        if not math.isnan(figures.get("long_held_out_tau", math.nan)):
+            low, high = figures["settling_gap_ci"]
+            text += (
+                f"; on held-out seeds: the long end {figures['long_held_out_tau']:.2f}, the long "
+                f"recipe stopped at epoch {figures['stopped_epoch']} "
+                f"{figures['stopped_held_out_tau']:.2f} (gap {low:+.2f} to {high:+.2f}), the "
+                f"short schedule {figures['short_held_out_tau']:.2f}"
             )
         if not math.isnan(p):
             text += (

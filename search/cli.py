@@ -758,7 +758,9 @@ def fidelity(
             "the short schedule ranks these architectures much as the long one does"
             if tau >= 0.6
             else "[yellow]the short schedule ranks these architectures unlike the long one:[/] "
-            + _fidelity_advice(tau, figures["tau_ceiling"], len(rows))
+            + _fidelity_advice(
+                tau, figures["tau_ceiling"], len(rows), figures.get("settling_gap_ci")
+            )
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / "fidelity.json"
@@ -769,15 +771,23 @@ def fidelity(
     console.print(f"wrote {out}")
 
 
-def _fidelity_advice(tau: float, ceiling: float, architectures: int) -> str:
+def _fidelity_advice(
+    tau: float, ceiling: float, architectures: int, settling_gap_ci: list[float] | None = None
+) -> str:
     """What to change when the short schedule ranks unlike the long one: its recipe when tau
-    falls clearly short of what seed noise alone would leave (``gap_is_bias``), else the
-    seeds."""
+    falls clearly short of what seed noise alone would leave (``gap_is_bias``), its length
+    when the long recipe itself, stopped at that length, still ranks unlike its end
+    (``checkpoint_fidelity``), else the seeds."""
     from evaluators.fidelity import gap_is_bias
 
     bias = gap_is_bias(tau, ceiling, architectures)
     if bias is None:  # one seed: noise cannot be told from bias
         return "lengthen it or change its recipe before searching"
+    if bias and settling_gap_ci and settling_gap_ci[0] > 0:
+        return (
+            f"lengthen it before searching: the long recipe stopped at this length does not "
+            f"rank like its own end either (seed noise alone would leave tau {ceiling:.2f})"
+        )
     if bias:
         return (
             f"lengthen it or change its recipe before searching (seed noise alone would leave "

@@ -215,6 +215,54 @@ def test_tau_ceiling_predicts_what_seed_noise_alone_leaves_of_the_ranking():
     assert kendalltau(biased.mean(1), long.mean(1)).statistic < figures["tau_ceiling"] - 0.25
 
 
+def test_checkpoint_fidelity_tells_a_ranking_made_late_from_one_settled_early():
+    import numpy as np
+
+    from evaluators.fidelity import checkpoint_fidelity
+
+    rng = np.random.default_rng(1)
+    n, epochs, seeds = 60, 6, 3
+    quality = rng.normal(size=n)
+    final = quality[:, None] + rng.normal(scale=0.5, size=(n, seeds))
+
+    def rows(curves: np.ndarray, short: np.ndarray) -> list[dict]:
+        out = _rows(final.tolist(), short.tolist())
+        for i, r in enumerate(out):
+            r["long_curves"] = curves[i].tolist()  # (seeds, epochs)
+            r["short_curves"] = [[0.0, *s] for s in short[i, :, None].tolist()]  # 2 epochs
+        return out
+
+    # Settled early: every epoch of each run is its end, shifted by the same amount.
+    shift = np.linspace(-0.5, 0, epochs)
+    settled = final[:, :, None] + shift[None, None, :]
+    early = checkpoint_fidelity(rows(settled, final))
+    taus = [x["held_out_tau"] for x in early["long_checkpoint_tau"]]
+    assert [x["epoch"] for x in early["long_checkpoint_tau"]] == list(range(1, epochs + 1))
+    assert taus == pytest.approx([early["long_held_out_tau"]] * epochs)
+    assert 0.4 < early["long_held_out_tau"] < 0.8  # the seed noise leaves this much
+    assert early["settling_gap_ci"] == pytest.approx([0.0, 0.0], abs=1e-12)
+    assert early["recipe_gap_ci"] == pytest.approx([0.0, 0.0], abs=1e-12)
+
+    # Made late: the first epochs rank by noise, only the end by quality; a short schedule
+    # that ranks by yet another quality is no better than the long recipe stopped.
+    late = settled.copy()
+    late[:, :, :2] = rng.normal(size=(n, seeds, 2))
+    other = rng.normal(size=(n, 1)) + rng.normal(scale=0.5, size=(n, seeds))
+    made = checkpoint_fidelity(rows(late, other))
+    assert abs(made["long_checkpoint_tau"][1]["held_out_tau"]) < 0.15
+    assert made["long_checkpoint_tau"][-1]["held_out_tau"] == made["long_held_out_tau"]
+    assert made["settling_gap_ci"][0] > 0.2  # epoch 2 (the short length) is far from the end
+    low, high = made["recipe_gap_ci"]
+    assert low < 0 < high  # noise against another quality: no telling them apart
+
+    # One seed: nothing held out, nothing to say.
+    single = rows(settled[:, :1], final[:, :1])
+    for r in single:
+        r["long"], r["short"] = r["long"][:1], r["short"][:1]
+    assert math.isnan(checkpoint_fidelity(single)["long_held_out_tau"])
+    assert checkpoint_fidelity([{"long": [0.5], "short": [0.5]}]) == {}  # no curves stored
+
+
 def test_welch_interval_matches_scipys_welch_test():
     from scipy.stats import ttest_ind
 

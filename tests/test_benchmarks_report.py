@@ -171,3 +171,18 @@ def test_measurement_keeps_each_runs_headline_and_the_report_shows_the_drift():
     assert "latency_rel moved by up to 9.5% (eca@standard)" in text  # (1.1 - 1) / 1.05
     assert "| not recorded |" in text and "| later |" in text
     assert "Between runs" not in report.measurement(slower | {"history": two[-1:]})
+
+
+def test_fidelity_section_says_whether_the_long_recipe_settles_its_ranking_by_the_short_length():
+    report = _report_module()
+    stored = json.loads((ROOT / "bench" / "results" / "fidelity.json").read_text())
+    text = report.fidelity(stored)
+    low, high = stored["settling_gap_ci"]
+    assert f"still being made after epoch 5 (the gap to its end, 95% interval {low:+.2f}" in text
+    assert "| long recipe stopped at epoch | 1 | 5 | 10 | 15 | 20 | 25 | 30 |" in text
+    settled = stored | {"settling_gap_ci": [-0.1, 0.3], "recipe_gap_ci": [0.05, 0.2]}
+    text = report.fidelity(settled)
+    assert "stopped at epoch 5 it cannot be told from its end" in text
+    assert "ranks worse than the long recipe stopped at the same length" in text
+    older = {k: v for k, v in stored.items() if k != "settling_gap_ci"}
+    assert "How early the long recipe" not in report.fidelity(older)  # stored before the field

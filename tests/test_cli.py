@@ -305,3 +305,8 @@ def test_fidelity_advice_tells_a_biased_short_schedule_from_a_noisy_one():
     assert "change its recipe" in _fidelity_advice(0.25, 0.46, 400)  # 2 x 0.034 at 400
     one_seed = _fidelity_advice(0.2, float("nan"), 30)
     assert "change its recipe" in one_seed and "nan" not in one_seed
+    # The long recipe stopped at the short length ranks unlike its own end (the clutter
+    # figures: gap +0.07 to +0.41): length, not the recipe, is the advice.
+    late = _fidelity_advice(0.09, 0.46, 30, [0.07, 0.41])
+    assert "lengthen it before searching" in late and "change its recipe" not in late
+    assert "change its recipe" in _fidelity_advice(0.09, 0.46, 30, [-0.05, 0.3])
