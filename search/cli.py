@@ -299,6 +299,11 @@ def _with_ci(value: float | None, ci: tuple[float, float] | None) -> str:
     return f"{value:.3f} (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else f"{value:.3f}"
 
 
+# evaluators.data.DATASETS, spelled out: importing it here would import torch for every
+# --help (a test keeps the two equal).
+DATASET_HELP = "digits, clutter, synthetic, cifar10, cifar100, imagefolder."
+
+
 @app.command()
 @friendly
 def evaluate(
@@ -308,9 +313,7 @@ def evaluate(
     config: Annotated[
         Path | None, typer.Option(help="Take eval settings from this search config.")
     ] = None,
-    dataset: Annotated[
-        str | None, typer.Option(help="digits, synthetic, cifar10, cifar100, imagefolder.")
-    ] = None,
+    dataset: Annotated[str | None, typer.Option(help=DATASET_HELP)] = None,
     data_dir: Annotated[str | None, typer.Option(help="Dataset directory.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2.")] = None,

@@ -1,7 +1,9 @@
 """Where a study keeps its durable files (shared storage on a cluster, never a worker's disk).
 
 runs/<study>/
-  study.db                      Optuna storage (SQLite default; the driver is its one writer)
+  study.db                      Optuna storage (SQLite default; the driver is its one writer;
+                                write-ahead log: study.db-wal holds the latest commits until
+                                the last connection closes)
   config.yaml                   the config the study was started with (``attnas resume``)
   study.json                    which study this folder belongs to: name, storage, uid
   driver.lock                   held by the live driver

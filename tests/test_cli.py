@@ -310,3 +310,10 @@ def test_fidelity_advice_tells_a_biased_short_schedule_from_a_noisy_one():
     late = _fidelity_advice(0.09, 0.46, 30, [0.07, 0.41])
     assert "lengthen it before searching" in late and "change its recipe" not in late
     assert "change its recipe" in _fidelity_advice(0.09, 0.46, 30, [-0.05, 0.3])
+
+
+def test_evaluate_help_lists_every_dataset():
+    from evaluators.data import DATASETS
+    from search.cli import DATASET_HELP
+
+    assert ", ".join(DATASETS) + "." == DATASET_HELP
