@@ -409,8 +409,9 @@ def checkpoint_fidelity(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
     Why: it separates the two reasons a short schedule can rank badly. If the long recipe
     stopped at the short schedule's length already ranks like its end, a short recipe can
-    too, and its gap is the recipe's; if it does not, the ranking is made late in training
-    and no schedule of that length can be expected to find it. The same figures say how far
+    too, and its gap is the recipe's; if it does not, the ranking is made late in training,
+    and a schedule of that length would have to rank better than the long recipe itself does
+    at that point (lengthening it is the likelier fix). The same figures say how far
     successive halving's early rungs (the long recipe, stopped) can be trusted. A diverged
     run counts 0 at every epoch it did not reach, as ``_final`` scores it."""
     if not rows or "long_curves" not in rows[0]:
