@@ -977,13 +977,17 @@ def _gpu_history(r: dict[str, Any]) -> list[str]:
     ]
     compiled = [m for row, m in moved.items() if "compile" in row]
     eager = [m for row, m in moved.items() if "compile" not in row and "itself" not in row]
+    verdict = (
+        f" Compiled rows moved by at most {max(compiled):.1%} between runs, eager rows by up to "
+        f"{max(eager):.1%}: an eager forward here is mostly the host launching kernels, and "
+        "the host's speed moves with the machine."
+        if compiled and eager
+        else ""
+    )
     return [
         "",
-        f"The same rows run by run, each run on its own lent machine (latency_rel; the last "
-        f"column is (max - min) / median). Compiled rows moved by at most "
-        f"{max(compiled, default=0):.1%} between runs, eager rows by up to "
-        f"{max(eager, default=0):.1%}: an eager forward here is mostly the host launching "
-        "kernels, and hosts differ.",
+        "The same rows run by run, one column per run of this script (latency_rel; the last "
+        f"column is (max - min) / median).{verdict}",
         "",
         _table(header, table),
     ]
