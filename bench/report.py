@@ -417,6 +417,16 @@ def _recipes(main: dict[str, Any]) -> list[str]:
     ]
 
 
+def _moved_between_runs(history: list[dict[str, Any]]) -> dict[str, float]:
+    """For each name in the last run's ``latency_rel``, (max - min) / median of its values
+    over the runs that measured it, where at least two did."""
+    return {
+        name: (max(v) - min(v)) / statistics.median(v)
+        for name in history[-1]["latency_rel"]
+        if len(v := [h["latency_rel"][name] for h in history if name in h["latency_rel"]]) > 1
+    }
+
+
 def _measurement_history(r: dict[str, Any]) -> list[str]:
     """The same models run by run: how far latency and latency_rel move between sittings,
     against how far they move between the runs of one sitting (the table above)."""
@@ -437,11 +447,7 @@ def _measurement_history(r: dict[str, Any]) -> list[str]:
         ]
         for h in history
     ]
-    moved = {
-        m: (max(v) - min(v)) / statistics.median(v)
-        for m in models
-        if len(v := [h["latency_rel"][m] for h in history if m in h["latency_rel"]]) > 1
-    }
+    moved = _moved_between_runs(history)
     worst = max(moved, key=lambda m: moved[m])
     sitting = max(x["rel_spread"] for x in r["latency"])
     return [
@@ -459,7 +465,7 @@ def _checkpoints(r: dict[str, Any]) -> list[str]:
     """How early the long recipe settles its own ranking, against the short schedule's."""
     if "settling_gap_ci" not in r or math.isnan(r["long_held_out_tau"]):
         return []
-    short, n = r["short_epochs"], len(r["architectures"])
+    short, n = r["stopped_epoch"], len(r["architectures"])
     at = {x["epoch"]: x["held_out_tau"] for x in r["long_checkpoint_tau"]}
     shown = sorted({1, *range(short, r["long_epochs"] + 1, short)} & set(at))
     (s_lo, s_hi), (r_lo, r_hi) = r["settling_gap_ci"], r["recipe_gap_ci"]
@@ -487,8 +493,8 @@ def _checkpoints(r: dict[str, Any]) -> list[str]:
         f"sides; intervals from {n} architectures resampled, paired). The long end against "
         f"itself reads {r['long_held_out_tau']:.2f}, the most this measure can show. The long "
         f"recipe stopped at epoch {short} (the short schedule's length, and what a "
-        f"successive-halving rung there sees) reads {at[short]:.2f}, and the short schedule "
-        f"{r['short_held_out_tau']:.2f}. So {settling}; and {recipe}.",
+        f"successive-halving rung there sees) reads {r['stopped_held_out_tau']:.2f}, and the "
+        f"short schedule {r['short_held_out_tau']:.2f}. So {settling}; and {recipe}.",
         "",
         _table(
             ["long recipe stopped at epoch", *map(str, shown)],
@@ -957,11 +963,7 @@ def _gpu_history(r: dict[str, Any]) -> list[str]:
     if len(history) < 2:
         return []
     rows = list(history[-1]["latency_rel"])
-    moved = {
-        row: (max(v) - min(v)) / statistics.median(v)
-        for row in rows
-        if len(v := [h["latency_rel"][row] for h in history if row in h["latency_rel"]]) > 1
-    }
+    moved = _moved_between_runs(history)
     header = [
         "model / target",
         *(f"{h['measured_at'] or 'not recorded'} ({h['gpu']})" for h in history),

@@ -428,14 +428,15 @@ def checkpoint_fidelity(rows: list[dict[str, Any]]) -> dict[str, Any]:
     def short(r: dict[str, Any], s: int) -> float:
         return r["short"][s]
 
+    checkpoints = [
+        {"epoch": k, "held_out_tau": _held_out_tau(rows, at(k))} for k in range(1, epochs + 1)
+    ]
     return {
-        "long_checkpoint_tau": [
-            {"epoch": k, "held_out_tau": _held_out_tau(rows, at(k))} for k in range(1, epochs + 1)
-        ],
+        "long_checkpoint_tau": checkpoints,
         "short_held_out_tau": _held_out_tau(rows, short),
         "long_held_out_tau": _held_out_tau(rows, end),
         "stopped_epoch": short_epochs,
-        "stopped_held_out_tau": _held_out_tau(rows, at(short_epochs)),
+        "stopped_held_out_tau": checkpoints[short_epochs - 1]["held_out_tau"],
         "settling_gap_ci": _gap_interval(rows, end, at(short_epochs)),
         "recipe_gap_ci": _gap_interval(rows, at(short_epochs), short),
     }
