@@ -16,7 +16,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DATASETS = ("digits", "clutter", "synthetic", "cifar10", "cifar100", "imagefolder")
+DATASETS = (
+    "digits",
+    "clutter",
+    "clutter_stream",
+    "synthetic",
+    "cifar10",
+    "cifar100",
+    "imagefolder",
+)
 
 
 class DataError(ValueError):
@@ -45,6 +53,8 @@ class Dataset:
     mean: torch.Tensor  # per channel, for normalising uint8 -> float
     std: torch.Tensor
     flip: bool  # whether horizontal flips preserve labels (not for digits)
+    # Draws training images afresh each time (``clutter_stream``); None: ``train`` as stored.
+    stream: ClutterStream | None = None
 
     @property
     def in_chans(self) -> int:
@@ -64,7 +74,15 @@ class Dataset:
             self.mean.to(device),
             self.std.to(device),
             self.flip,
+            self.stream,  # draws on the CPU with the training generator
         )
+
+    def train_images(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The training images at ``idx``: the stored ones, or, for a stream, the same digits
+        drawn afresh from ``generator`` (so a seeded run stays reproducible and resumable)."""
+        if self.stream is None:
+            return self.train.images[idx]
+        return self.stream(idx, generator).to(self.train.images.device)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float().div_(255)
@@ -142,38 +160,76 @@ CLUTTER_FRAGMENTS = 4  # 4x4 pieces of other digits scattered over each canvas
 CLUTTER_MIN_SIZE = 12
 
 
+def _window(at: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Advanced indices (image, row, column) of a ``side`` x ``side`` window at each ``at``."""
+    n, span = len(at), torch.arange(side)
+    rows = (at[:, :1] + span).view(n, side, 1)
+    cols = (at[:, 1:] + span).view(n, 1, side)
+    return torch.arange(n).view(n, 1, 1), rows, cols
+
+
+def _draw_clutter(
+    digits: torch.Tensor, pool: torch.Tensor, size: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Each of ``digits`` at a random place on a ``size`` x ``size`` canvas, with
+    ``CLUTTER_FRAGMENTS`` 4x4 fragments of random digits of ``pool`` drawn on top by max;
+    batched (one draw of every random number first, then indexing), so rendering a batch
+    costs little next to training on it."""
+    n, side = len(digits), digits.shape[-1]
+    at = torch.randint(0, size - side + 1, (n, 2), generator=generator)
+    frag_src = torch.randint(0, len(pool), (n, CLUTTER_FRAGMENTS), generator=generator)
+    frag_from = torch.randint(0, side - 4 + 1, (n, CLUTTER_FRAGMENTS, 2), generator=generator)
+    frag_at = torch.randint(0, size - 4 + 1, (n, CLUTTER_FRAGMENTS, 2), generator=generator)
+    canvas = torch.zeros(n, size, size, digits.shape[1], dtype=torch.uint8)  # channels last
+    canvas[_window(at, side)] = digits.permute(0, 2, 3, 1)
+    for k in range(CLUTTER_FRAGMENTS):
+        source = pool[frag_src[:, k]].permute(0, 2, 3, 1)
+        piece = source[_window(frag_from[:, k], 4)]
+        where = _window(frag_at[:, k], 4)
+        canvas[where] = torch.maximum(canvas[where], piece)
+    return canvas.permute(0, 3, 1, 2).contiguous()
+
+
 def _cluttered(split: Split, size: int, seed: int, copies: int) -> Split:
     """Cluttered, translated digits (the test bed of visual attention models, after Mnih et
     al.'s cluttered MNIST): each 8x8 digit of ``split`` ``copies`` times at a random
     place on a ``size`` x ``size`` canvas, with ``CLUTTER_FRAGMENTS`` 4x4 fragments of other
     digits *of the same split* (no leak between train, val and holdout) drawn on top by max.
     Telling the digit from the fragments is what spatial and channel gating is for."""
+    source = torch.arange(len(split)).repeat(copies)
     g = torch.Generator().manual_seed(seed)
-    n_src, digit = len(split), split.images.shape[-1]
-    n = n_src * copies
-    source = torch.arange(n_src).repeat(copies)
-    canvas = torch.zeros(n, 1, size, size, dtype=torch.uint8)
-    at = torch.randint(0, size - digit + 1, (n, 2), generator=g)
-    frag_src = torch.randint(0, n_src, (n, CLUTTER_FRAGMENTS), generator=g)
-    frag_from = torch.randint(0, digit - 4 + 1, (n, CLUTTER_FRAGMENTS, 2), generator=g)
-    frag_at = torch.randint(0, size - 4 + 1, (n, CLUTTER_FRAGMENTS, 2), generator=g)
-    for i in range(n):
-        y, x = at[i].tolist()
-        canvas[i, :, y : y + digit, x : x + digit] = split.images[source[i]]
-        for k in range(CLUTTER_FRAGMENTS):
-            (fy, fx), (ty, tx) = frag_from[i, k].tolist(), frag_at[i, k].tolist()
-            piece = split.images[frag_src[i, k], :, fy : fy + 4, fx : fx + 4]
-            region = canvas[i, :, ty : ty + 4, tx : tx + 4]
-            torch.maximum(region, piece, out=region)
-    return Split(canvas, split.labels[source])
+    return Split(_draw_clutter(split.images[source], split.images, size, g), split.labels[source])
+
+
+@dataclass(frozen=True)
+class ClutterStream:
+    """Fresh training images for ``clutter_stream``: training image ``i`` is always source
+    digit ``i mod len(sources)``, but every time it is drawn it lands at a new place among new
+    fragments. The network never sees the same canvas twice, so it cannot memorise canvases,
+    and an architecture's accuracy is how well it learns the task rather than how it fits 2,158
+    fixed images (Nakkiran et al., "The Deep Bootstrap", ICLR 2021: on fresh data test error
+    follows how fast a network learns). On ``clutter``, placements are sorted late, after the
+    fixed images start being fitted; whether fresh images sort them sooner is what
+    ``bench/fidelity.py`` measures on this dataset."""
+
+    sources: torch.Tensor  # uint8 (N, C, 8, 8), the training split's digits, on the CPU
+    size: int
+
+    def __call__(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        digits = self.sources[idx.cpu() % len(self.sources)]
+        return _draw_clutter(digits, self.sources, self.size, generator)
 
 
 def _clutter(
-    image_size: int, split_seed: int, val_fraction: float, holdout_fraction: float
+    image_size: int,
+    split_seed: int,
+    val_fraction: float,
+    holdout_fraction: float,
+    stream: bool = False,
 ) -> Dataset:
     if image_size < CLUTTER_MIN_SIZE:
         raise DataError(
-            f"clutter: image_size must be >= {CLUTTER_MIN_SIZE} (an 8x8 digit with room to "
+            f"{'clutter_stream' if stream else 'clutter'}: image_size must be >= {CLUTTER_MIN_SIZE} (an 8x8 digit with room to "
             f"move and clutter around it), got {image_size}"
         )
     images, labels, k = _digits()
@@ -185,7 +241,11 @@ def _clutter(
         for i, (part, c) in enumerate(zip(parts, copies, strict=True))
     )
     mean, std = _stats(train.images)
-    return Dataset("clutter", train, val, hold, k, mean, std, flip=False)
+    if not stream:
+        return Dataset("clutter", train, val, hold, k, mean, std, flip=False)
+    # The same scored splits and statistics as ``clutter``; only training draws afresh.
+    fresh = ClutterStream(parts[0].images, image_size)
+    return Dataset("clutter_stream", train, val, hold, k, mean, std, flip=False, stream=fresh)
 
 
 def _synthetic(
@@ -294,7 +354,8 @@ def _load_digits(r: Request) -> Dataset:
 
 
 def _load_clutter(r: Request) -> Dataset:
-    return _clutter(r.image_size, r.split_seed, r.val_fraction, r.holdout_fraction)
+    stream = r.name == "clutter_stream"
+    return _clutter(r.image_size, r.split_seed, r.val_fraction, r.holdout_fraction, stream)
 
 
 def _load_synthetic(r: Request) -> Dataset:
@@ -339,6 +400,7 @@ class DatasetSpec:
 REGISTRY: dict[str, DatasetSpec] = {
     "digits": DatasetSpec(_load_digits),
     "clutter": DatasetSpec(_load_clutter),
+    "clutter_stream": DatasetSpec(_load_clutter),
     "synthetic": DatasetSpec(_load_synthetic),
     "cifar10": DatasetSpec(_load_cifar, CIFAR_LAYOUT["cifar10"], _check_cifar),
     "cifar100": DatasetSpec(_load_cifar, CIFAR_LAYOUT["cifar100"], _check_cifar),

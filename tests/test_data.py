@@ -139,3 +139,65 @@ def test_clutter_is_cluttered_translated_digits_with_no_leak_between_splits():
 def test_clutter_needs_room_to_move():
     with pytest.raises(DataError, match="clutter: image_size must be >= 12 .* got 8"):
         load_dataset("clutter", image_size=8)
+
+
+def _clutter_by_loop(split, size: int, seed: int, copies: int) -> torch.Tensor:
+    """The canvases drawn one at a time, as the first generator did: the batched one must
+    give exactly these (stored results on ``clutter`` were trained on them)."""
+    from evaluators.data import CLUTTER_FRAGMENTS
+
+    g = torch.Generator().manual_seed(seed)
+    n_src, digit = len(split), split.images.shape[-1]
+    n = n_src * copies
+    source = torch.arange(n_src).repeat(copies)
+    canvas = torch.zeros(n, 1, size, size, dtype=torch.uint8)
+    at = torch.randint(0, size - digit + 1, (n, 2), generator=g)
+    frag_src = torch.randint(0, n_src, (n, CLUTTER_FRAGMENTS), generator=g)
+    frag_from = torch.randint(0, digit - 4 + 1, (n, CLUTTER_FRAGMENTS, 2), generator=g)
+    frag_at = torch.randint(0, size - 4 + 1, (n, CLUTTER_FRAGMENTS, 2), generator=g)
+    for i in range(n):
+        y, x = at[i].tolist()
+        canvas[i, :, y : y + digit, x : x + digit] = split.images[source[i]]
+        for k in range(CLUTTER_FRAGMENTS):
+            (fy, fx), (ty, tx) = frag_from[i, k].tolist(), frag_at[i, k].tolist()
+            piece = split.images[frag_src[i, k], :, fy : fy + 4, fx : fx + 4]
+            region = canvas[i, :, ty : ty + 4, tx : tx + 4]
+            torch.maximum(region, piece, out=region)
+    return canvas
+
+
+def test_batched_clutter_draws_exactly_the_canvases_of_the_loop():
+    from evaluators.data import _cluttered
+
+    digits = load_dataset("digits", image_size=8)
+    part = type(digits.val)(digits.val.images[:40], digits.val.labels[:40])
+    for size in (12, 16, 23):
+        drawn = _cluttered(part, size, seed=7, copies=3)
+        assert torch.equal(drawn.images, _clutter_by_loop(part, size, seed=7, copies=3))
+
+
+def test_clutter_stream_scores_clutter_splits_and_draws_training_images_afresh():
+    fixed = load_dataset("clutter", image_size=16)
+    stream = load_dataset("clutter_stream", image_size=16)
+    assert fixed.stream is None and stream.stream is not None
+    for split in ("train", "val", "holdout"):  # the same stored splits: scores compare
+        assert torch.equal(getattr(fixed, split).images, getattr(stream, split).images)
+    assert torch.equal(fixed.mean, stream.mean) and torch.equal(fixed.std, stream.std)
+    idx = torch.tensor([0, 5, 5, len(stream.train) - 1])
+    assert torch.equal(fixed.train_images(idx, torch.Generator()), fixed.train.images[idx])
+    first = stream.train_images(idx, torch.Generator().manual_seed(1))
+    again = stream.train_images(idx, torch.Generator().manual_seed(1))
+    assert first.shape == (4, 1, 16, 16) and first.dtype == torch.uint8
+    assert torch.equal(first, again)  # seeded: a run replays, and resumes, identically
+    g = torch.Generator().manual_seed(1)
+    a, b = stream.train_images(idx, g), stream.train_images(idx, g)
+    assert not torch.equal(a, b)  # each draw is a new canvas ...
+    assert not torch.equal(first[1], first[2])  # ... even of the same image in one batch
+    # ... of the same digit: its ink, placed anywhere, is all there (max never erases it).
+    source = stream.stream.sources[idx % len(stream.stream.sources)]
+    assert bool((a.flatten(1).sum(1) >= source.flatten(1).sum(1)).all())
+
+
+def test_clutter_stream_needs_room_to_move():
+    with pytest.raises(DataError, match="clutter_stream: image_size must be >= 12 .* got 8"):
+        load_dataset("clutter_stream", image_size=8)
