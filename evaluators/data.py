@@ -19,7 +19,6 @@ import torch.nn.functional as F
 DATASETS = (
     "digits",
     "clutter",
-    "clutter_stream",
     "synthetic",
     "cifar10",
     "cifar100",
@@ -53,8 +52,6 @@ class Dataset:
     mean: torch.Tensor  # per channel, for normalising uint8 -> float
     std: torch.Tensor
     flip: bool  # whether horizontal flips preserve labels (not for digits)
-    # Draws training images afresh each time (``clutter_stream``); None: ``train`` as stored.
-    stream: ClutterStream | None = None
 
     @property
     def in_chans(self) -> int:
@@ -74,15 +71,7 @@ class Dataset:
             self.mean.to(device),
             self.std.to(device),
             self.flip,
-            self.stream,  # draws on the CPU with the training generator
         )
-
-    def train_images(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The training images at ``idx``: the stored ones, or, for a stream, the same digits
-        drawn afresh from ``generator`` (so a seeded run stays reproducible and resumable)."""
-        if self.stream is None:
-            return self.train.images[idx]
-        return self.stream(idx, generator).to(self.train.images.device)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float().div_(255)
@@ -201,35 +190,12 @@ def _cluttered(split: Split, size: int, seed: int, copies: int) -> Split:
     return Split(_draw_clutter(split.images[source], split.images, size, g), split.labels[source])
 
 
-@dataclass(frozen=True)
-class ClutterStream:
-    """Fresh training images for ``clutter_stream``: training image ``i`` is always source
-    digit ``i mod len(sources)``, but every time it is drawn it lands at a new place among new
-    fragments. The network never sees the same canvas twice, so it cannot memorise canvases,
-    and an architecture's accuracy is how well it learns the task rather than how it fits 2,158
-    fixed images (Nakkiran et al., "The Deep Bootstrap", ICLR 2021: on fresh data test error
-    follows how fast a network learns). On ``clutter``, placements are sorted late, after the
-    fixed images start being fitted; whether fresh images sort them sooner is what
-    ``bench/fidelity.py`` measures on this dataset."""
-
-    sources: torch.Tensor  # uint8 (N, C, 8, 8), the training split's digits, on the CPU
-    size: int
-
-    def __call__(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        digits = self.sources[idx.cpu() % len(self.sources)]
-        return _draw_clutter(digits, self.sources, self.size, generator)
-
-
 def _clutter(
-    image_size: int,
-    split_seed: int,
-    val_fraction: float,
-    holdout_fraction: float,
-    stream: bool = False,
+    image_size: int, split_seed: int, val_fraction: float, holdout_fraction: float
 ) -> Dataset:
     if image_size < CLUTTER_MIN_SIZE:
         raise DataError(
-            f"{'clutter_stream' if stream else 'clutter'}: image_size must be >= {CLUTTER_MIN_SIZE} (an 8x8 digit with room to "
+            f"clutter: image_size must be >= {CLUTTER_MIN_SIZE} (an 8x8 digit with room to "
             f"move and clutter around it), got {image_size}"
         )
     images, labels, k = _digits()
@@ -241,11 +207,7 @@ def _clutter(
         for i, (part, c) in enumerate(zip(parts, copies, strict=True))
     )
     mean, std = _stats(train.images)
-    if not stream:
-        return Dataset("clutter", train, val, hold, k, mean, std, flip=False)
-    # The same scored splits and statistics as ``clutter``; only training draws afresh.
-    fresh = ClutterStream(parts[0].images, image_size)
-    return Dataset("clutter_stream", train, val, hold, k, mean, std, flip=False, stream=fresh)
+    return Dataset("clutter", train, val, hold, k, mean, std, flip=False)
 
 
 def _synthetic(
@@ -354,8 +316,7 @@ def _load_digits(r: Request) -> Dataset:
 
 
 def _load_clutter(r: Request) -> Dataset:
-    stream = r.name == "clutter_stream"
-    return _clutter(r.image_size, r.split_seed, r.val_fraction, r.holdout_fraction, stream)
+    return _clutter(r.image_size, r.split_seed, r.val_fraction, r.holdout_fraction)
 
 
 def _load_synthetic(r: Request) -> Dataset:
@@ -400,7 +361,6 @@ class DatasetSpec:
 REGISTRY: dict[str, DatasetSpec] = {
     "digits": DatasetSpec(_load_digits),
     "clutter": DatasetSpec(_load_clutter),
-    "clutter_stream": DatasetSpec(_load_clutter),
     "synthetic": DatasetSpec(_load_synthetic),
     "cifar10": DatasetSpec(_load_cifar, CIFAR_LAYOUT["cifar10"], _check_cifar),
     "cifar100": DatasetSpec(_load_cifar, CIFAR_LAYOUT["cifar100"], _check_cifar),

@@ -189,7 +189,7 @@ class SeedTrainer:
         loss_sum = torch.zeros((), device=self.device)
         for step in range(self.steps_per_epoch):
             idx = order[step * s.batch_size : (step + 1) * s.batch_size]
-            images = self.data.train_images(idx, self.generator)
+            images = train_split.images[idx]
             if s.augment:
                 images = augment(images, self.generator, self.data.flip)
             x = _memory_format(self.data.normalize(images))

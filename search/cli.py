@@ -301,7 +301,7 @@ def _with_ci(value: float | None, ci: tuple[float, float] | None) -> str:
 
 # evaluators.data.DATASETS, spelled out: importing it here would import torch for every
 # --help (a test keeps the two equal).
-DATASET_HELP = "digits, clutter, clutter_stream, synthetic, cifar10, cifar100, imagefolder."
+DATASET_HELP = "digits, clutter, synthetic, cifar10, cifar100, imagefolder."
 
 
 @app.command()

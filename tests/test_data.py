@@ -174,30 +174,3 @@ def test_batched_clutter_draws_exactly_the_canvases_of_the_loop():
     for size in (12, 16, 23):
         drawn = _cluttered(part, size, seed=7, copies=3)
         assert torch.equal(drawn.images, _clutter_by_loop(part, size, seed=7, copies=3))
-
-
-def test_clutter_stream_scores_clutter_splits_and_draws_training_images_afresh():
-    fixed = load_dataset("clutter", image_size=16)
-    stream = load_dataset("clutter_stream", image_size=16)
-    assert fixed.stream is None and stream.stream is not None
-    for split in ("train", "val", "holdout"):  # the same stored splits: scores compare
-        assert torch.equal(getattr(fixed, split).images, getattr(stream, split).images)
-    assert torch.equal(fixed.mean, stream.mean) and torch.equal(fixed.std, stream.std)
-    idx = torch.tensor([0, 5, 5, len(stream.train) - 1])
-    assert torch.equal(fixed.train_images(idx, torch.Generator()), fixed.train.images[idx])
-    first = stream.train_images(idx, torch.Generator().manual_seed(1))
-    again = stream.train_images(idx, torch.Generator().manual_seed(1))
-    assert first.shape == (4, 1, 16, 16) and first.dtype == torch.uint8
-    assert torch.equal(first, again)  # seeded: a run replays, and resumes, identically
-    g = torch.Generator().manual_seed(1)
-    a, b = stream.train_images(idx, g), stream.train_images(idx, g)
-    assert not torch.equal(a, b)  # each draw is a new canvas ...
-    assert not torch.equal(first[1], first[2])  # ... even of the same image in one batch
-    # ... of the same digit: its ink, placed anywhere, is all there (max never erases it).
-    source = stream.stream.sources[idx % len(stream.stream.sources)]
-    assert bool((a.flatten(1).sum(1) >= source.flatten(1).sum(1)).all())
-
-
-def test_clutter_stream_needs_room_to_move():
-    with pytest.raises(DataError, match="clutter_stream: image_size must be >= 12 .* got 8"):
-        load_dataset("clutter_stream", image_size=8)
