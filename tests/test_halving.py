@@ -71,6 +71,11 @@ def test_accuracies_within_seed_noise_tie_and_the_cost_decides():
     c = entry(2, (0.20, 0.22, 0.18), 4.0)
     assert pooled_stderr([a, b, c]) == pytest.approx(((0.0016 + 0.0016 + 0.0004) / 3 / 3) ** 0.5)
     assert rung_order([a, b, c], MIN)[0] == 0
+    # a trial with another seed count pools its variance in; one seed adds none
+    d = entry(3, (0.5, 0.6), 4.0)
+    pooled = ((0.0016 + 0.0016 + 0.0004 + 0.005) / 4 / 3) ** 0.5
+    assert pooled_stderr([a, b, c, d, entry(4, 0.3, 1.0)]) == pytest.approx(pooled)
+    assert pooled_stderr([entry(0, 0.8, 1.0)]) is None
     # without seed noise (one seed) the more accurate one is on the front too
     assert set(rung_order([entry(0, 0.80, 2.0), entry(1, 0.81, 3.0)], MIN)) == {0, 1}
 
