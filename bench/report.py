@@ -766,9 +766,14 @@ def scale(r: dict[str, Any]) -> str:
             f"{x['worker_processes']} ({x['trials_per_worker_process']:.1f})"
             if "worker_processes" in x
             else "-",
+            # rows of another run are kept when one configuration is rerun (bench/scale.py)
+            f"{x['measured_at'][:16].replace('T', ' ')} ({x.get('commit') or '?'})"
+            if x.get("measured_at")
+            else "not recorded",
         ]
         for x in r["runs"]
     ]
+    dated = {x.get("measured_at", "")[:10] for x in r["runs"]}
     best = max(x["trials_per_second"] for x in r["runs"])
     hw, versions = r.get("hardware"), r.get("versions", {})
     where = (
@@ -806,7 +811,14 @@ def scale(r: dict[str, Any]) -> str:
             "workers could take if the driver never made them wait. Call times are the driver's "
             "own, p50 / p99 in ms. Workers: the distinct worker processes that ran a trial "
             "(trials per process): each new one is a process start on the cores the driver "
-            "shares.",
+            "shares."
+            + (
+                " Rows measured at different times are compared across sittings of a shared "
+                "VM, so their differences carry that noise too (machine and versions above "
+                "are the latest run's)."
+                if len(dated) > 1
+                else ""
+            ),
             "",
             _table(
                 [
@@ -819,6 +831,7 @@ def scale(r: dict[str, Any]) -> str:
                     "decide",
                     "tell",
                     "workers",
+                    "measured (commit)",
                 ],
                 rows,
             ),

@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +264,45 @@ def machine(storage_urls: list[str]) -> dict[str, Any]:
     return {"hardware": hardware, "versions": versions}
 
 
+def _commit() -> str | None:
+    """The short hash of the checkout the figures were measured on (None outside git)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+SETTINGS = ("trials", "epochs", "seeds", "stub_sleep_s", "quick")  # what makes rows comparable
+
+
+def carried_rows(previous: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of an earlier result with the same settings, for the configurations this run
+    does not measure: each configuration at 2,000 trials takes 10-40 minutes, so a change
+    that concerns one storage is rerun on that storage alone, and the table keeps the others
+    with the date and commit they were measured at (the report shows both)."""
+    if any(previous.get(k) != result.get(k) for k in SETTINGS):
+        return []
+    return list(previous.get("runs", []))
+
+
+def merged_runs(fresh: list[dict[str, Any]], carried: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """This run's rows, and the carried ones whose (storage, concurrency) it has not
+    measured, in (storage, concurrency) order."""
+    done = {(r["storage"], r["concurrency"]) for r in fresh}
+    rows = [*fresh, *(r for r in carried if (r["storage"], r["concurrency"]) not in done)]
+    order = {"sqlite": 0, "postgresql": 1}
+    return sorted(rows, key=lambda r: (order.get(r["storage"], 2), r["concurrency"]))
+
+
 def _sleep() -> float:
     import os
 
@@ -283,7 +323,7 @@ def main() -> None:
         args.trials, args.concurrency, args.no_postgres = 45, [4], True
     console = Console()
     rows: list[dict[str, Any]] = []
-    result = {
+    result: dict[str, Any] = {
         "trials": args.trials,
         "epochs": EPOCHS,
         "seeds": list(SEEDS),
@@ -291,6 +331,9 @@ def main() -> None:
         "quick": args.quick,
         "runs": rows,
     }
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    carried = carried_rows(previous, result)
+    commit = _commit()
     with tempfile.TemporaryDirectory(prefix="attnas-scale-") as tmp:
         storages: list[str | None] = [None]
         server = None
@@ -310,7 +353,10 @@ def main() -> None:
                 for concurrency in args.concurrency:
                     work = Path(tmp) / f"{len(rows)}"
                     row = run_one(storage, concurrency, args.trials, work)
+                    row["measured_at"] = datetime.now(UTC).isoformat(timespec="minutes")
+                    row["commit"] = commit
                     rows.append(row)
+                    result["runs"] = merged_runs(rows, carried)
                     write_result(result, args.out, quiet=True)  # a cut-short run keeps its rows
                     console.print(
                         f"{row['storage']} x{concurrency}: {row['trials_per_second']:.1f} "
@@ -319,6 +365,12 @@ def main() -> None:
         finally:
             if server is not None:
                 server.__exit__(None, None, None)
+    kept = [r for r in result["runs"] if r not in rows]
+    if kept:
+        console.print(
+            f"kept {len(kept)} rows of an earlier run with the same settings: "
+            + ", ".join(f"{r['storage']} x{r['concurrency']}" for r in kept)
+        )
     table = Table(title=f"driver throughput, {args.trials} stub trials, successive halving")
     for c in ("storage", "concurrency", "trials/s", "offered", "ask p50/p99 ms"):
         table.add_column(c)

@@ -186,3 +186,39 @@ def test_fidelity_section_says_whether_the_long_recipe_settles_its_ranking_by_th
     assert "ranks worse than the long recipe stopped at the same length" in text
     older = {k: v for k, v in stored.items() if k != "settling_gap_ci"}
     assert "How early the long recipe" not in report.fidelity(older)  # stored before the field
+
+
+def test_scale_rerun_of_one_storage_keeps_the_others_dated():
+    """Rerunning one configuration (each takes 10-40 minutes at 2,000 trials) keeps the rows
+    of the others from an earlier run with the same settings, and the report dates each."""
+    report = _report_module()
+    import scale
+
+    def row(storage: str, concurrency: int, rate: float, when: str | None) -> dict:
+        calls = {k: {"p50_ms": 1.0, "p99_ms": 2.0} for k in ("ask", "decide", "tell")}
+        dated = {"measured_at": when, "commit": "abc1234"} if when else {}
+        return {
+            "storage": storage,
+            "concurrency": concurrency,
+            "trials_settled": 2000,
+            "trials_per_second": rate,
+            "offered_trials_per_second": 53.0,
+            "calls": calls,
+        } | dated
+
+    settings = {"trials": 2000, "epochs": 3, "seeds": [0, 1], "stub_sleep_s": 0.1, "quick": False}
+    old = [row("sqlite", 16, 2.2, None), row("postgresql", 16, 2.1, None)]
+    previous = settings | {"runs": old}
+    carried = scale.carried_rows(previous, dict(settings))
+    fresh = [row("sqlite", 16, 3.8, "2026-11-27T20:00+00:00")]
+    runs = scale.merged_runs(fresh, carried)
+    assert [(r["storage"], r["concurrency"], r["trials_per_second"]) for r in runs] == [
+        ("sqlite", 16, 3.8),
+        ("postgresql", 16, 2.1),
+    ]
+    # other settings (another trial count, a quick run): nothing carried over
+    assert scale.carried_rows(previous, settings | {"trials": 45}) == []
+    assert scale.carried_rows(previous, settings | {"quick": True}) == []
+    text = report.scale(settings | {"runs": runs})
+    assert "2026-11-27 20:00 (abc1234)" in text and "not recorded" in text
+    assert "measured at different times" in text
