@@ -167,10 +167,10 @@ def _clutter_by_loop(split, size: int, seed: int, copies: int) -> torch.Tensor:
 
 
 def test_batched_clutter_draws_exactly_the_canvases_of_the_loop():
-    from evaluators.data import _cluttered
+    from evaluators.data import Split, _cluttered
 
     digits = load_dataset("digits", image_size=8)
-    part = type(digits.val)(digits.val.images[:40], digits.val.labels[:40])
+    part = Split(digits.val.images[:40], digits.val.labels[:40])
     for size in (12, 16, 23):
         drawn = _cluttered(part, size, seed=7, copies=3)
         assert torch.equal(drawn.images, _clutter_by_loop(part, size, seed=7, copies=3))
