@@ -80,8 +80,7 @@ def pooled_stderr(entries: Sequence[RungEntry]) -> float | None:
     # One array per seed count (seeds run in lockstep, so usually one): a rung's decision
     # ranks every trial that reached it, and per-trial variances dominated it at 2,000 trials.
     variances = np.concatenate([np.var(np.array(v), axis=1, ddof=1) for v in by_seeds.values()])
-    seeds = max(len(e.seed_accuracies) for e in entries)
-    return math.sqrt(float(variances.mean()) / seeds)
+    return math.sqrt(float(variances.mean()) / max(by_seeds))
 
 
 def _crowding(loss: np.ndarray) -> np.ndarray:
