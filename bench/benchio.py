@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 from collections.abc import Callable
+from datetime import UTC, datetime
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,12 @@ QUICK_OVERRIDES = (
 
 # How many runs of a script a result keeps side by side (``keep_history``).
 HISTORY_RUNS = 10
+
+
+def measured_at() -> str:
+    """When a result was measured (UTC, to the minute): the histories and the report date
+    each run by it."""
+    return datetime.now(UTC).isoformat(timespec="minutes")
 
 
 def keep_history(

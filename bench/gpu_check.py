@@ -29,12 +29,11 @@ import json
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
-from benchio import keep_history, runtime_versions, write_result
+from benchio import keep_history, measured_at, runtime_versions, write_result
 from report import GPU_COLUMNS, gpu_row
 from rich.console import Console
 from rich.table import Table
@@ -240,7 +239,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "device": args.device,
         "quick": args.quick,
-        "measured_at": datetime.now(UTC).isoformat(timespec="minutes"),
+        "measured_at": measured_at(),
         "hardware": hardware_info(torch.device(args.device)),
         "versions": runtime_versions(),
         "image_size": image_size,

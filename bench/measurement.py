@@ -27,11 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from benchio import QUICK_OVERRIDES, fresh_processes, keep_history, write_result
+from benchio import QUICK_OVERRIDES, fresh_processes, keep_history, measured_at, write_result
 from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
@@ -267,7 +266,7 @@ def main() -> None:
         "hardware": hardware_info(torch.device("cpu")),
         "latency_settings": cfg.eval.latency.model_dump(),
         "quick": args.quick,
-        "measured_at": datetime.now(UTC).isoformat(timespec="minutes"),
+        "measured_at": measured_at(),
         "latency": lat,
         "reference_against_itself": itself,
         "flops": flops,

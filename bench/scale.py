@@ -28,11 +28,10 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchio import write_result
+from benchio import measured_at, write_result
 from rich.console import Console
 from rich.table import Table
 
@@ -353,7 +352,7 @@ def main() -> None:
                 for concurrency in args.concurrency:
                     work = Path(tmp) / f"{len(rows)}"
                     row = run_one(storage, concurrency, args.trials, work)
-                    row["measured_at"] = datetime.now(UTC).isoformat(timespec="minutes")
+                    row["measured_at"] = measured_at()
                     row["commit"] = commit
                     rows.append(row)
                     result["runs"] = merged_runs(rows, carried)
