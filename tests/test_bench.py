@@ -93,6 +93,9 @@ def test_live_halving_quick_runs_both_schedules_on_one_budget(tmp_path):
         # the budget stops new trials; those in flight (2 at a time) may finish past it
         assert x["epochs_spent"] >= r["budget_epochs"] and x["finished"] >= 1
         assert x["hypervolume"] > 0 and x["front_size"] >= 1
+        # every trial a worker ran, stopped ones included, and its time: training is part of it
+        assert x["trials_run"] == x["finished"] + x["stopped_at_a_rung"]
+        assert 0 < x["train_seconds"] < x["trial_seconds"]
     assert r["runs"]["full"]["stopped_at_a_rung"] == 0 and r["runs"]["full"]["rungs"] == []
     assert r["runs"]["successive_halving"]["rungs"] == [1]
 

@@ -3,6 +3,7 @@ architectures or to one seed, how early a rung can see them, and how much latenc
 
 from __future__ import annotations
 
+import statistics
 import sys
 from pathlib import Path
 
@@ -105,3 +106,72 @@ def test_epochs_to_target_is_a_median_over_every_seed_never_counting_as_never():
     assert median_epochs([100, 200, None]) == 200
     assert median_epochs([100, None]) is None  # half never reach it: no median
     assert median_epochs([None, None, 50]) is None
+
+
+def test_the_halving_ratio_carries_its_interval_over_seeds():
+    ratio_interval = _multifidelity().ratio_interval
+    # No spread in either row: every resample gives the same ratio
+    assert ratio_interval([10] * 10, [30] * 10) == pytest.approx((1 / 3, 1 / 3))
+    # Spread widens it, and it holds the point estimate (median 30 / median 60)
+    lo, hi = ratio_interval([10, 20, 30, 40, 50], [20, 40, 60, 80, 100])
+    assert lo < 0.5 < hi
+    # A halving median that never reaches the target is unbounded; a full one that never does
+    # reads 0 (halving is infinitely better there)
+    assert ratio_interval([None] * 4, [30] * 4) == (np.inf, np.inf)
+    assert ratio_interval([10] * 4, [None] * 4) == (0.0, 0.0)
+
+
+def _row(sampler: str, schedule: str, runs: list[int | None]) -> dict:
+    mf = _multifidelity()
+    return {
+        "sampler": sampler, "schedule": schedule, "seeds": len(runs),
+        "epochs_to_target_runs": runs, "epochs_to_target_median": mf.median_epochs(runs),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("halving", "goal"),
+    [([10] * 6, "met"), ([50] * 6, "missed"), ([5, 10, 15, 20, 60, 90], "inside the interval")],
+)
+def test_the_headline_takes_the_best_row_of_each_schedule_and_places_the_goal(halving, goal):
+    mf = _multifidelity()
+    result = {
+        "epochs_per_trial": 3,
+        "rungs": [1],
+        "eta": 3,
+        "rows": [
+            _row("random", "full", [60] * 6),
+            _row("tpe", "full", [45] * 6),
+            _row("random", "successive_halving", [None] * 6),  # never: not a candidate
+            _row("tpe", "successive_halving", halving),
+        ],
+    }
+    h = mf.headline(result)
+    assert (h["full_sampler"], h["halving_sampler"]) == ("tpe", "tpe")
+    assert h["ratio"] == pytest.approx(statistics.median(halving) / 45)
+    assert h["goal"] == goal
+    sys.path.insert(0, str(ROOT / "bench"))
+    import report
+
+    text = report._halving_verdict(
+        result
+        | {"best_full_epochs_to_target": 45, "target": 0.95}
+        | {"best_halving_epochs_to_target": statistics.median(halving)}
+    )
+    lo, hi = h["ci95"]
+    assert f"{h['ratio']:.2f}x" in text and f"95% interval {lo:.2f}x to {hi:.2f}x" in text
+    assert "saves at most 0.56x" in text  # (1 + 2/3) / 3 epochs per architecture
+
+
+def test_epochs_per_architecture_follows_the_rung_ladder():
+    per_arch = _multifidelity().epochs_per_architecture
+    assert per_arch([1], 3, 3) == pytest.approx(1 + 2 / 3)
+    assert per_arch([1, 3], 3, 9) == pytest.approx(1 + 2 / 3 + 6 / 9)
+    assert per_arch([], 3, 5) == 5  # the full schedule: no rung, no saving
+    assert per_arch([2], 4, 8) == pytest.approx(2 + 6 / 4)
+
+
+def test_the_headline_is_absent_when_a_schedule_never_reaches_the_target():
+    result = {"rows": [_row("tpe", "full", [None] * 4), _row("tpe", "successive_halving", [9] * 4)]}
+    result |= {"epochs_per_trial": 3, "rungs": [1], "eta": 3}
+    assert _multifidelity().headline(result) is None
