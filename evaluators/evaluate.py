@@ -196,6 +196,7 @@ class EpochReport:
     accuracy: float  # mean over seeds
     accuracies: list[float]  # per seed
     loss: float = float("nan")  # the epoch's mean training loss, mean over seeds
+    seconds: float = float("nan")  # training time so far, every seed (a checkpoint's included)
 
 
 def check_latency_targets(archs: list[ArchConfig], cfg: EvalConfig) -> None:
@@ -412,9 +413,8 @@ def _train(
             # rung's report whose decision was never made), and a listener that already
             # had it sees the same numbers twice.
             finals = [a[-1] for a in per_seed]
-            on_epoch(
-                EpochReport(trainers[0].epoch, statistics.fmean(finals), finals, _loss(trainers))
-            )
+            mean, loss = statistics.fmean(finals), _loss(trainers)
+            on_epoch(EpochReport(trainers[0].epoch, mean, finals, loss, seconds))
     for epoch in range(trainers[0].epoch + 1, cfg.train.epochs + 1):
         t0 = time.perf_counter()
         for trainer, accs in zip(trainers, per_seed, strict=True):
@@ -446,7 +446,7 @@ def _train(
             store.log_epoch(epoch, list(cfg.seeds))
         if on_epoch is not None:
             finals = [a[-1] for a in per_seed]
-            on_epoch(EpochReport(epoch, statistics.fmean(finals), finals, losses[-1]))
+            on_epoch(EpochReport(epoch, statistics.fmean(finals), finals, losses[-1], seconds))
     if on_trained is not None:
         on_trained([t.trained for t in trainers])
     return _outcome(

@@ -230,6 +230,9 @@ class SearchRun:
         if d is None or not isinstance(epoch, int):
             return False
         self._count_epochs(d.arch_hash, epoch)
+        if isinstance(seconds := result.get("train_seconds"), int | float):
+            # kept for a trial stopped at a rung, whose record has no outcome to take it from
+            d.record = d.record.model_copy(update={"train_seconds": float(seconds)})
         self.emit("epoch", d, epoch=epoch, accuracy=result.get("accuracy"))
         if epoch not in self.rung_epochs:
             return False

@@ -8,6 +8,7 @@ the typed outcome, which the driver checks against the request before telling Op
 from __future__ import annotations
 
 import logging
+import math
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -58,7 +59,11 @@ def execute(spec: TrialSpec, report: Callable[[dict[str, Any]], None]) -> Outcom
 
 def _report_epoch(e: EpochReport, report: Callable[[dict[str, Any]], None]) -> None:
     log.info("epoch %d: accuracy %.4f (per seed %s)", e.epoch, e.accuracy, e.accuracies)
-    report({"epoch": e.epoch, "accuracy": e.accuracy, "accuracies": e.accuracies})
+    # the training time so far: a trial stopped at a rung has no outcome to carry it
+    report(
+        {"epoch": e.epoch, "accuracy": e.accuracy, "accuracies": e.accuracies}
+        | ({"train_seconds": e.seconds} if math.isfinite(e.seconds) else {})
+    )
 
 
 def _execute(spec: TrialSpec, report: Callable[[dict[str, Any]], None]) -> Outcome:

@@ -57,6 +57,8 @@ def test_a_halving_study_prunes_at_its_rung_and_counts_only_full_trials(tmp_path
         assert (
             r.rungs[0].costs == [r.flops] and r.rungs[0].of >= 3
         )  # decided once the rung held eta
+        # its training time up to the rung, though it never produced an outcome
+        assert r.train_seconds is not None and r.train_seconds > 0
     for t in complete:
         r = read_record(t)
         # every finished trial was promoted at the rung; the papers' baselines always are

@@ -92,19 +92,27 @@ def test_a_killed_evaluation_resumes_from_its_last_epoch_and_ends_identical(tmp_
     uninterrupted = evaluate(arch, cfg)
     workdir = eval_dir(tmp_path, arch, cfg)
     seen: list[int] = []
+    seconds: list[float] = []
 
     def die_after_two(e: EpochReport) -> None:
         seen.append(e.epoch)
+        seconds.append(e.seconds)
         if e.epoch == 2:
             raise _Killed
+
+    def listen(e: EpochReport) -> None:
+        seen.append(e.epoch)
+        seconds.append(e.seconds)
 
     with pytest.raises(_Killed):
         evaluate(arch, cfg, workdir, on_epoch=die_after_two)
     assert (workdir / "checkpoint.pt").is_file() and not (workdir / "outcome.json").exists()
-    resumed = evaluate(arch, cfg, workdir, on_epoch=lambda e: seen.append(e.epoch))
+    resumed = evaluate(arch, cfg, workdir, on_epoch=listen)
     # the checkpoint's epoch 2 is reported again (a rung decision may hang on it), then only
     # epoch 3 is trained
     assert seen == [1, 2, 2, 3]
+    # each report carries the training time so far, the checkpoint's included on resume
+    assert 0 < seconds[0] < seconds[1] == seconds[2] < seconds[3] == resumed.train_seconds
     assert resumed.model_dump(exclude={"train_seconds"}) == uninterrupted.model_dump(
         exclude={"train_seconds"}
     )
