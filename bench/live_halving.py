@@ -3,9 +3,9 @@
 Two studies of the quickstart config through the real driver (Ray, Optuna, real training),
 each stopped by the same ``schedule.budget_epochs``: one with the full schedule, one with
 successive halving (``min_epochs`` 1, ``eta`` 3: rungs at epochs 1 and 3 of 5). Reported:
-trials finished and stopped, epochs spent, wall time, where the trials' time went (training
-against everything else a trial does: building, latency timing against its reference,
-validation, the record), and the hypervolume of each study's
+trials finished and stopped, epochs spent, wall time, where the trials' time went (training,
+each epoch's validation included, against everything else a trial does: building, latency
+timing against its reference, Ray's dispatch, the record), and the hypervolume of each study's
 (accuracy, latency_rel) front with one reference point for both (the worst values of the two
 studies plus 10% of the range). The sampler and its seed are the same; one live run each
 is one sample, not a distribution: the replay (bench/multifidelity.py) gives the spread.
@@ -66,7 +66,7 @@ def main() -> None:
             ran = frame[frame["duration_s"].notna() & frame["duplicate_of"].isna()]
             runs[name] = {
                 "trials_run": len(ran),
-                "train_seconds": float(ran["train_seconds"].fillna(0.0).sum()),
+                "train_seconds": float(ran["train_seconds"].sum()),
                 "trial_seconds": float(ran["duration_s"].sum()),
                 "finished": outcome.completed,
                 "stopped_at_a_rung": outcome.pruned,
