@@ -17,7 +17,8 @@ seeds (``ratio_interval``) and the saving stopping alone allows (``epochs_per_ar
 Runs are spread over ``--workers`` processes; each is seeded, so that changes no figure.
 Within a run, trials are replayed one at a time (the asynchronous order of a cluster is not
 modelled). Syne Tune's multi-objective ASHA is replayed beside them when ``syne_tune``
-imports; it is not a dependency of attnas and its row is absent otherwise.
+imports (``pip install -e '.[bench]'``); attnas does not depend on it, and its row is absent
+otherwise.
 
 Before any of it, ``table_signal`` says what the table can judge: a table whose final
 accuracies two seeds rank differently (the 9-epoch digits table: tau 0.05) has a "true front"
