@@ -43,6 +43,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 from scipy.stats import kendalltau
 
@@ -419,7 +420,11 @@ def main() -> None:
     cells += [("syne_tune (random)", "moasha")] if st is not None else []
     settings = {"budget": args.budget, "rungs": rungs, "eta": args.eta}
     # Each run is seeded and alone in its process, so spreading them changes no figure.
-    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("fork")) as pool:
+    with (
+        Progress(console=console, transient=True) as progress,
+        ProcessPoolExecutor(args.workers, mp_context=mp.get_context("fork")) as pool,
+    ):
+        task = progress.add_task("replays", total=len(cells) * args.seeds)
         futures = {
             cell: [
                 pool.submit(_replay_cell, *cell, s, table, settings, args.within_front)
@@ -427,6 +432,9 @@ def main() -> None:
             ]
             for cell in cells
         }
+        for runs in futures.values():
+            for f in runs:
+                f.add_done_callback(lambda _: progress.advance(task))
         for (name, schedule), runs in futures.items():
             rows.append(summarise(name, schedule, [f.result() for f in runs], **summary))
     for row in rows:
