@@ -35,6 +35,8 @@ def _counts(cfg) -> Counter:
 def snapshot(cfg) -> dict:
     """What storage holds right after a kill: finished trials (number -> values) and how many
     were RUNNING (a kill that landed mid-trial leaves them so)."""
+    if not cfg.study_dir.is_dir():  # killed before it made the study's folder (slow start)
+        return {"finished": {}, "running": 0}
     try:
         trials = optuna.load_study(study_name=cfg.study, storage=cfg.storage_url).trials
     except KeyError:  # killed before the study existed
