@@ -326,6 +326,8 @@ def headline(result: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "ratio": ratio, "ci95": (lo, hi), "goal": goal,
         "halving_sampler": sh["sampler"], "full_sampler": full["sampler"],
+        "halving_epochs": sh["epochs_to_target_median"],
+        "full_epochs": full["epochs_to_target_median"],
         "saving_bound": epochs_per_architecture(result["rungs"], result["eta"], epochs) / epochs,
     }  # fmt: skip
 
@@ -494,7 +496,8 @@ def main() -> None:
         lo, hi = verdict["ci95"]
         console.print(
             f"successive halving reaches {args.target:.0%} of the true hypervolume in "
-            f"{best_sh} epochs against {best_full} for the best full schedule: "
+            f"{verdict['halving_epochs']} epochs against {verdict['full_epochs']} for the best "
+            "full schedule: "
             f"{verdict['ratio']:.2f}x (95% interval over seeds {lo:.2f}-{hi:.2f}; the goal, "
             f"<= {GOAL:.2f}x, is {verdict['goal']})"
         )

@@ -661,9 +661,9 @@ def _halving_verdict(r: dict[str, Any]) -> str:
     }[h["goal"]]
     return (
         f"Successive halving ({h['halving_sampler']}) reached {r['target']:.0%} of the true "
-        f"hypervolume in {r['best_halving_epochs_to_target']} epochs (median over every seed, "
-        "one that never reached it counting as never) against "
-        f"{r['best_full_epochs_to_target']} for the best full schedule ({h['full_sampler']}): "
+        f"hypervolume in {h['halving_epochs']} epochs (median over every seed, one that never "
+        f"reached it counting as never) against {h['full_epochs']} for the best full schedule "
+        f"({h['full_sampler']}): "
         f"**{h['ratio']:.2f}x**, 95% interval {lo:.2f}x to {upper} (each row's seeds "
         f"resampled). The goal, at most 0.33x, is {reading}. Stopping alone saves at most "
         f"{h['saving_bound']:.2f}x on rungs {r['rungs']} of {r['epochs_per_trial']} epochs at "
