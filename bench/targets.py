@@ -17,7 +17,8 @@ the training-resolution eager number and each deployment target.
 
 ``--device cuda`` asks the same question of a GPU server (batch 32, 224 px by default): eager
 fp32 at the training resolution, then at the deployment resolution eager fp32, eager bf16
-channels_last, torch.compile (bf16 channels_last) and torch.compile with CUDA graphs
+channels_last, ONNX Runtime's CUDA provider (fp32, input and output bound on the GPU),
+torch.compile (bf16 channels_last) and torch.compile with CUDA graphs
 (``compile_mode: reduce-overhead``), the last two on ``--compile-archs`` architectures. A
 target that cannot run there is recorded with its one-line reason. The JSON is written after
 every architecture, so a run cut short by a GPU lease keeps what it measured.
@@ -30,13 +31,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from benchio import runtime_versions, write_result
+from benchio import measured_at, runtime_versions, write_result
 from rich.console import Console
 from rich.table import Table
 from scipy.stats import kendalltau, rankdata
@@ -71,6 +73,7 @@ def targets(resolution: int, device: str = "cpu") -> dict[str, dict[str, Any]]:
         "train-res eager": {"runtime": "torch", "batch_size": GPU_BATCH},
         "eager": {"runtime": "torch"} | deploy,
         "eager bf16 channels_last": {"runtime": "torch"} | fast,
+        "onnxruntime": {"runtime": "onnxruntime"} | deploy,
         "torch_compile": {"runtime": "torch_compile"} | fast,
         "cuda graphs": {"runtime": "torch_compile", "compile_mode": "reduce-overhead"} | fast,
     }
@@ -150,6 +153,16 @@ def agreement(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     return {"kendall_tau": taus, "largest_rank_moves": moves}
 
 
+def kept_spaces(out: Path, measuring: list[str]) -> list[dict[str, Any]]:
+    """The spaces of ``out``'s earlier run that this run does not measure, each stamped with
+    the hardware (and date, where that run kept one) it was measured on."""
+    if not out.exists():
+        return []
+    previous = json.loads(out.read_text())
+    stamp = {"measured_at": previous.get("measured_at"), "hardware": previous.get("hardware")}
+    return [stamp | s for s in previous.get("spaces", []) if s["config"] not in measuring]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 architectures, short sampling")
@@ -158,6 +171,14 @@ def main() -> None:
     ap.add_argument("--resolution", type=int, help="deployment px (cpu 64, cuda 224)")
     ap.add_argument("--compile-archs", type=int, default=10)
     ap.add_argument("--out", type=Path, help="default results/targets.json (targets_cuda.json)")
+    ap.add_argument(
+        "--configs",
+        nargs="+",
+        choices=CONFIGS,
+        default=list(CONFIGS),
+        help="spaces to measure (default all); the others are kept from --out's earlier run, "
+        "each with the hardware and date it was measured on (a GPU lease may fit one space)",
+    )
     args = ap.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("targets: no CUDA device here; run it on a GPU machine (or --device cpu)")
@@ -170,29 +191,38 @@ def main() -> None:
     sampling = {"repeats": 3, "warmup": 1, "min_sample_ms": 1, "max_seconds": 0.3}
     sampling = sampling if args.quick else {}
     t0 = time.perf_counter()
+    hardware = hardware_info(torch.device(args.device))
+    kept = kept_spaces(out, args.configs)
     spaces: list[dict[str, Any]] = []
     result = {
         "quick": args.quick,
         "device": args.device,
         "resolution": resolution,
-        "hardware": hardware_info(torch.device(args.device)),
+        "hardware": hardware,
         "versions": runtime_versions(),
         "latency_settings": LatencySettings(**sampling).model_dump(exclude={"targets"}),
         "targets": targets(resolution, args.device),
         "spaces": spaces,
     }
 
+    stamp = {"measured_at": measured_at(), "hardware": hardware}
+
+    def in_order(measured: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        by_config = {s["config"]: s for s in [*kept, *measured]}
+        return [by_config[c] for c in CONFIGS if c in by_config]
+
     def save(partial: dict[str, Any]) -> None:
-        result["spaces"] = [*spaces, partial]
+        result["spaces"] = in_order([*spaces, partial | stamp])
         result["seconds"] = time.perf_counter() - t0
         write_result(result, out, quiet=True)
 
-    for config in CONFIGS:
+    for config in args.configs:
         console.print(f"{config}: {n} architectures at {resolution} px ({args.device})")
         space = measure_space(
             config, n, resolution, compile_archs, sampling, console, args.device, save
         )
-        spaces.append(space)
+        spaces.append(space | stamp)
+    spaces[:] = in_order(spaces)
     for s in spaces:
         t = Table(title=f"Kendall tau of latency_rel between targets ({s['config']})")
         for c in ("targets", "tau", "architectures"):

@@ -306,6 +306,14 @@ def test_targets_quick_measures_every_target_and_their_agreement(tmp_path):
         assert sum("torch_compile" in x["rel"] for x in rows) == 1
         assert "eager | onnxruntime" in s["kendall_tau"]
         assert -1 <= s["kendall_tau"]["eager | onnxruntime"]["tau"] <= 1
+        assert s["measured_at"] and s["hardware"]["device"] == "cpu"
+    # a run of one space keeps the other from the earlier run, in the same order, untouched
+    resnet = r["spaces"][0]
+    run("targets.py", "--out", str(out), "--configs", "mobilenetv2_quickstart.yaml")
+    again = json.loads(out.read_text())
+    assert [s["backbone"] for s in again["spaces"]] == ["resnet18", "mobilenetv2_100"]
+    assert again["spaces"][0] == resnet
+    assert again["spaces"][1]["architectures"] != r["spaces"][1]["architectures"]  # re-timed
 
 
 def test_scale_quick_drives_stub_trials_through_the_real_driver(tmp_path):

@@ -217,3 +217,28 @@ def test_compile_mode_reaches_torch_compile_and_stays_out_of_stored_fingerprints
     with pytest.raises(runtimes.RuntimeUnavailable, match="'server'.*needs a GPU"):
         runtimes.prepare(model, graphs, x)
     assert seen == [mode]
+
+
+def test_an_onnxruntime_session_that_fell_back_to_the_cpu_is_refused_not_timed():
+    """ONNX Runtime only logs when the CUDA provider's libraries fail to load and then runs on
+    the CPU; timing that as the GPU target would report a CPU number under a GPU name."""
+    from evaluators.runtimes import RuntimeUnavailable, require_provider
+
+    class Session:
+        def __init__(self, providers):
+            self.providers = providers
+
+        def get_providers(self):
+            return self.providers
+
+    require_provider(
+        Session(["CUDAExecutionProvider", "CPUExecutionProvider"]),
+        "CUDAExecutionProvider",
+        "server",
+    )
+    with pytest.raises(RuntimeUnavailable) as err:
+        require_provider(Session(["CPUExecutionProvider"]), "CUDAExecutionProvider", "server")
+    assert str(err.value) == (
+        "target 'server': onnxruntime's CUDAExecutionProvider did not load here (its CUDA or "
+        "cuDNN libraries are missing); the session runs on ['CPUExecutionProvider']"
+    )
