@@ -899,8 +899,7 @@ def targets(r: dict[str, Any]) -> str:
     if r.get("device", "cpu") == "cpu":
         how = f"batch 1, one thread; torch {v['torch']}, onnxruntime {v['onnxruntime']}"
     else:
-        stack = ", ".join(f"{k} {v[k]}" for k in ("torch", "triton", "cudnn") if k in v)
-        how = f"batch {r['targets']['eager']['batch_size']}, CUDA events; {stack}"
+        how = f"batch {r['targets']['eager']['batch_size']}, CUDA events; {_gpu_stack(v)}"
     parts = [
         f"latency_rel on each target at {r['resolution']} px and with eager PyTorch at the "
         f"training resolution ({how}); {_machine(r['hardware'])}."
@@ -922,10 +921,14 @@ def targets(r: dict[str, Any]) -> str:
             if requested and measured < requested
             else ""
         )
+        when = ""  # said only where the spaces come from different runs
+        if any(t.get("measured_at") != s.get("measured_at") for t in r["spaces"]):
+            stamp = f"measured {s['measured_at']}" if s.get("measured_at") else "an earlier run"
+            when = f"; {stamp}, {(s.get('hardware') or r['hardware']).get('name')}"
         parts += [
             "",
             f"**{s['backbone']}** ({measured} architectures of `configs/{s['config']}`, trained "
-            f"at {s['training_resolution']} px{cut}):",
+            f"at {s['training_resolution']} px{cut}{when}):",
             "",
             _table(["targets", "Kendall tau", "architectures"], taus),
             "",
@@ -986,6 +989,24 @@ def _gpu_sync_fix(r: dict[str, Any]) -> list[str]:
         for x in r["latency"]
         if x["target"] == target and x["model"] == "resnet18 none (against itself)"
     )
+    gap = a_beside / a_alone - 1
+    if abs(gap) <= 2 * jitter:
+        reading = (
+            f"inside the host's jitter (one forward's IQR/median in the self-check row: "
+            f"{jitter:.0%}); the paired ratio cancels that jitter, as the self-check rows show."
+        )
+    else:
+        ms = {
+            x["target"]: x["latency_ms"]
+            for x in r["latency"]
+            if x["model"] == "resnet18 ca@standard" and "error" not in x
+        }
+        reading = (
+            f"beyond the host's jitter in the self-check row ({jitter:.0%}). Both networks of "
+            f"that pairing ran slow (ca@standard {ms[target]:.3f} ms, against "
+            f"{ms['eager fp32']:.3f} ms in fp32), so the host ran slower during that pairing: "
+            "times moved between pairings more than the paired ratio did (the runs below)."
+        )
     return [
         "",
         f"Each timed pass starts from an idle GPU. Before that (the same script, an earlier run on "
@@ -993,11 +1014,9 @@ def _gpu_sync_fix(r: dict[str, Any]) -> list[str]:
         f"also measured whatever was still queued before it: the ResNet-18 reference ({target}) "
         f"read {b_alone:.3f} ms beside itself and {b_beside:.3f} ms beside ca@standard "
         f"({b_beside / b_alone - 1:+.0%}), GPU time in one pairing and launch time in the other. "
-        f"Synchronised, it reads {a_alone:.3f} and {a_beside:.3f} ms ({a_beside / a_alone - 1:+.0%}), "
-        f"inside the host's jitter (one forward's IQR/median in the self-check row: {jitter:.0%}); "
-        "the paired ratio cancels that jitter, as the self-check rows show. At batch 32 an eager "
-        "forward on this GPU is mostly the host launching kernels, so modules made of many small "
-        "ops cost far more here than their FLOPs say.",
+        f"Synchronised, it reads {a_alone:.3f} and {a_beside:.3f} ms ({gap:+.0%}), {reading} At "
+        "batch 32 an eager forward on this GPU is mostly the host launching kernels, so modules "
+        "made of many small ops cost far more here than their FLOPs say.",
     ]
 
 
@@ -1019,6 +1038,38 @@ def _gpu_graphs(r: dict[str, Any]) -> list[str]:
         "Compiled, the launches remain unless CUDA graphs replay them (`compile_mode: "
         f"reduce-overhead`): {moves}. The runtime a network ships on decides much of what an "
         "attention module costs; time that runtime as a target.",
+    ]
+
+
+def _gpu_stack(versions: dict[str, str]) -> str:
+    """The GPU runtimes' versions; onnxruntime-gpu, where installed, is the one imported."""
+    ort = "onnxruntime-gpu" if "onnxruntime-gpu" in versions else "onnxruntime"
+    keys = ("torch", "triton", "cudnn", ort)
+    return ", ".join(f"{k} {versions[k]}" for k in keys if k in versions)
+
+
+def _gpu_onnxruntime(r: dict[str, Any]) -> list[str]:
+    """What ONNX Runtime's CUDA provider makes of a module, beside eager PyTorch fp32."""
+    rel = {(x["model"], x["target"]): x for x in r["latency"] if "error" not in x}
+    pairs = [
+        (m, rel[m, "eager fp32"], x)
+        for (m, t), x in rel.items()
+        if x.get("runtime") == "onnxruntime" and (m, "eager fp32") in rel
+    ]
+    if not pairs:
+        return []
+    moves = ", ".join(
+        f"{m} {e['latency_rel']:.2f}x -> {o['latency_rel']:.2f}x "
+        f"(IQR/median {e['latency_rel_iqr_over_median']:.1%} -> "
+        f"{o['latency_rel_iqr_over_median']:.1%})"
+        for m, e, o in pairs
+    )
+    return [
+        "",
+        "ONNX Runtime's CUDA provider (fp32, input and output bound on the GPU, so no copy to "
+        f"or from the host is timed), against eager fp32: {moves}. The same module costs "
+        "markedly less beside the network there; on this evidence a GPU deployment on ONNX "
+        "Runtime should be searched with `latency_rel@onnxruntime`, not eager PyTorch.",
     ]
 
 
@@ -1065,7 +1116,7 @@ def gpu_check(r: dict[str, Any]) -> str:
     if r.get("device") != "cuda":
         return "No GPU figures yet: no GPU run has been recorded."
     hw, v = r["hardware"], r.get("versions", {})
-    stack = ", ".join(f"{k} {v[k]}" for k in ("torch", "triton", "cudnn", "onnxruntime") if k in v)
+    stack = _gpu_stack(v)
     parts = [
         f"{hw.get('name')}, CUDA {hw.get('cuda')}, Python {hw.get('python')}; {stack}. "
         f"{r['image_size']} px, batch {r['batch_size']}; CUDA events, candidate and reference "
@@ -1076,6 +1127,7 @@ def gpu_check(r: dict[str, Any]) -> str:
         _table(GPU_COLUMNS, [gpu_row(x) for x in r["latency"]]),
         *_gpu_sync_fix(r),
         *_gpu_graphs(r),
+        *_gpu_onnxruntime(r),
         *_gpu_history(r),
     ]
     t = r["training_trial"]

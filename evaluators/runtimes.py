@@ -82,6 +82,7 @@ def _onnxruntime(model: nn.Module, target: LatencyTarget, x: torch.Tensor) -> Pr
     options.intra_op_num_threads = target.threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # warnings about unused initialisers are not the user's
+    ort.set_default_logger_severity(3)  # nor the provider's plugin-discovery warning per session
     providers = ["CPUExecutionProvider"]
     if x.is_cuda:
         if "CUDAExecutionProvider" not in ort.get_available_providers():

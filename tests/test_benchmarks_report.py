@@ -105,6 +105,13 @@ def test_gpu_section_shows_errors_and_the_reference_beside_itself_and_beside_a_m
     assert "Synchronised, it reads 2.500 and 2.550 ms (+2%), inside the host's jitter" in text
     assert "Training trial failed: RuntimeError: boom" in text
     assert "reduce-overhead`): resnet18 ca@standard 2.30x -> 1.35x." in text
+    # jitter 5%: a gap of +40% is beyond it, and the partner's times are set beside it
+    slow = result(2.5, 3.5)
+    slow["latency"].append(row("resnet18 ca@standard", 1.5, "eager fp32"))
+    assert (
+        "it reads 2.500 and 3.500 ms (+40%), beyond the host's jitter in the self-check row (5%). "
+        "Both networks of that pairing ran slow (ca@standard 7.000 ms, against 3.000 ms in fp32)"
+    ) in report.gpu_check(slow)
     stored.clear()  # no earlier run stored: no before/after paragraph, the table still shows
     assert "beside itself" not in report.gpu_check(result(2.5, 2.55))
 
@@ -116,6 +123,8 @@ def test_gpu_check_keeps_each_runs_latency_rel_and_the_report_shows_the_spread()
 
     stored = json.loads((ROOT / "bench" / "results" / "gpu_check.json").read_text())
     earlier = {k: v for k, v in stored.items() if k not in ("history", "measured_at")}
+    refused = {"model": "resnet18 ca@standard", "target": "openvino", "error": "not here"}
+    earlier["latency"] = [*earlier["latency"], refused]
     later = json.loads(json.dumps(earlier)) | {"measured_at": "later"}
     for row in later["latency"]:
         if "error" not in row:
@@ -124,7 +133,7 @@ def test_gpu_check_keeps_each_runs_latency_rel_and_the_report_shows_the_spread()
     two = keep_history(earlier, later, gpu_check.headline)
     assert [h["measured_at"] for h in two] == [None, "later"]
     heads = two[-1]["latency_rel"]
-    assert "resnet18 ca@standard / onnxruntime fp32" not in heads  # a refused target: no ratio
+    assert "resnet18 ca@standard / openvino" not in heads  # a refused target: no ratio
     assert len(heads) == sum("error" not in x for x in later["latency"])
     text = report.gpu_check(later | {"history": two})
     # (1.02 - 1) / 1.01 and (1.1 - 1) / 1.05: the spread is taken about the median
@@ -224,3 +233,31 @@ def test_scale_rerun_of_one_storage_keeps_the_others_dated():
     text = report.scale(settings | {"runs": runs})
     assert "2026-11-27 20:00 (abc1234)" in text and "not recorded" in text
     assert "measured at different times" in text
+
+
+def test_gpu_report_sets_onnxruntimes_cuda_provider_beside_eager_and_reads_a_slow_host():
+    report = _report_module()
+    stored = json.loads((ROOT / "bench" / "results" / "gpu_check.json").read_text())
+
+    def row(model, target, rel, iqr, ms=1.0, **extra):
+        return {
+            "model": model,
+            "target": target,
+            "latency_rel": rel,
+            "latency_ms": ms,
+            "latency_rel_iqr_over_median": iqr,
+        } | extra
+
+    rows = [
+        row("m", "eager fp32", 2.0, 0.25),
+        row("m", "onnxruntime fp32", 1.5, 0.002, runtime="onnxruntime"),
+        row("n", "onnxruntime fp32", 1.2, 0.01, runtime="onnxruntime"),  # no eager row: left out
+    ]
+    text = "\n".join(report._gpu_onnxruntime(stored | {"latency": rows}))
+    assert "against eager fp32: m 2.00x -> 1.50x (IQR/median 25.0% -> 0.2%)." in text
+    assert " n " not in text
+    assert report._gpu_onnxruntime(stored | {"latency": rows[:1]}) == []
+    assert (
+        report._gpu_stack({"torch": "2.11", "onnxruntime": "1.30", "onnxruntime-gpu": "1.31"})
+        == "torch 2.11, onnxruntime-gpu 1.31"
+    )
