@@ -6,7 +6,11 @@ comparable across noisy or mixed machines. The alternation is per forward pass (
 summed over a block of about ``min_sample_ms`` per model, and each block gives one ratio: on
 a shared 2-core VM the CPU's speed changes faster than a 20 ms sample, so alternating whole
 samples (A for 20 ms, then B) left a within-run IQR of 6-16% of the ratio, and alternating
-each forward brings it to 1-3% (``bench/measurement.py``). Each turn first runs its model
+each forward brings it to 1-3% (``bench/measurement.py``). A block's ratio is the median of
+its pairs' ratios, each of two adjacent calls: a call that a preemption lands in moves the
+block's mean time by many times its length, but not that median. In one sitting the median
+cut the ratio's within-run IQR from 4.7-9.0% (the ratio of the block's means) to 1.9-5.4%,
+and its spread over 5 runs from 1.8-4.6% to 1.4-2.3%. Each turn first runs its model
 once untimed: the other model's pass evicts part of its working set, and timing that cold
 pass read ratios 1-4% closer to 1 than steady-state runs of 20 (ELA-S 2.14 against 2.23),
 while the warmed pass reads within 1% of them. ``torch.utils.benchmark.Timer`` times one
@@ -228,9 +232,10 @@ class _Pair:
         self.runs = (a.run, b.run)
         self.cuda = a.cuda_events and b.cuda_events
 
-    def block(self, pairs: int) -> tuple[float, float]:
-        """Mean ms per call of A and of B over ``pairs`` alternating pairs (A B, B A, ...)."""
-        total = [0.0, 0.0]
+    def block(self, pairs: int) -> tuple[float, float, float]:
+        """Mean ms per call of A and of B over ``pairs`` alternating pairs (A B, B A, ...), and
+        the median of the pairs' A/B ratios (module docstring: why per pair, why the median)."""
+        times: tuple[list[float], list[float]] = ([], [])
         events: list[tuple[int, torch.cuda.Event, torch.cuda.Event]] = []
         for i in range(pairs):
             for which in (0, 1) if i % 2 == 0 else (1, 0):
@@ -250,12 +255,13 @@ class _Pair:
                 else:
                     t0 = time.perf_counter()
                     self.runs[which]()
-                    total[which] += (time.perf_counter() - t0) * 1000
+                    times[which].append((time.perf_counter() - t0) * 1000)
         if self.cuda:
             torch.cuda.synchronize()
             for which, start, end in events:
-                total[which] += start.elapsed_time(end)
-        return total[0] / pairs, total[1] / pairs
+                times[which].append(start.elapsed_time(end))
+        ratio = statistics.median(a / b for a, b in zip(*times, strict=True))
+        return statistics.fmean(times[0]), statistics.fmean(times[1]), ratio
 
 
 def measure_latency(
@@ -283,15 +289,15 @@ def measure_latency(
         b = prepare(deploy(copy.deepcopy(reference)), t, x)
         pair = _Pair(a, b)
         pair.block(max(1, s.warmup))
-        one = max(1e-3, max(pair.block(1)))
+        one = max(1e-3, *pair.block(1)[:2])
         pairs = max(1, round(s.min_sample_ms / one))
         ta, tb, ratios = [], [], []
         t0 = time.perf_counter()
         while True:
-            ms_a, ms_b = pair.block(pairs)
+            ms_a, ms_b, ratio = pair.block(pairs)
             ta.append(ms_a)
             tb.append(ms_b)
-            ratios.append(ms_a / ms_b)
+            ratios.append(ratio)
             if len(ratios) < s.repeats:
                 continue
             lo, hi = median_ci(ratios)

@@ -186,7 +186,7 @@ def test_on_a_gpu_each_timed_pass_starts_from_an_idle_device(monkeypatch):
 
     a = latency.Prepared(run("a"), "fake", cuda_events=True)
     b = latency.Prepared(run("b"), "fake", cuda_events=True)
-    assert latency._Pair(a, b).block(2) == (2.0, 2.0)
+    assert latency._Pair(a, b).block(2) == (2.0, 2.0, 1.0)
     # pair 1: A then B; pair 2: B then A; each an untimed pass, a sync, then the timed pass
     expected = [x for which in "abba" for x in (which, "sync", "record", which, "record")]
     assert log[: len(expected)] == expected
@@ -242,3 +242,25 @@ def test_an_onnxruntime_session_that_fell_back_to_the_cpu_is_refused_not_timed()
         "target 'server': onnxruntime's CUDAExecutionProvider did not load here (its CUDA or "
         "cuDNN libraries are missing); the session runs on ['CPUExecutionProvider']"
     )
+
+
+def test_a_block_ratio_is_the_median_of_its_pairs_so_one_preempted_call_does_not_move_it(
+    monkeypatch,
+):
+    """On a shared CPU one call in a block can be preempted for many times its length; the
+    block's mean then moves by it, while the median of the adjacent pairs' ratios does not."""
+    from evaluators import latency
+
+    clock = [0.0]
+    monkeypatch.setattr(latency.time, "perf_counter", lambda: clock[0])
+
+    def run(durations_ms: list[float]):
+        steps = iter(durations_ms)
+        return lambda: clock.__setitem__(0, clock[0] + next(steps) / 1000)
+
+    # each turn: an untimed pass (0 ms here), then the timed one; the third A call preempted
+    a = latency.Prepared(run([0, 2, 0, 2, 0, 20, 0, 2]), "fake", cuda_events=False)
+    b = latency.Prepared(run([0, 1, 0, 1, 0, 1, 0, 1]), "fake", cuda_events=False)
+    ms_a, ms_b, ratio = latency._Pair(a, b).block(4)
+    assert (ms_a, ms_b) == pytest.approx((6.5, 1.0))  # the means keep the preemption
+    assert ratio == pytest.approx(2.0)  # the ratio does not
