@@ -1053,11 +1053,21 @@ def _gpu_onnxruntime(r: dict[str, Any]) -> list[str]:
     rel = {(x["model"], x["target"]): x for x in r["latency"] if "error" not in x}
     pairs = [
         (m, rel[m, "eager fp32"], x)
-        for (m, t), x in rel.items()
+        for (m, _target), x in rel.items()
         if x.get("runtime") == "onnxruntime" and (m, "eager fp32") in rel
     ]
     if not pairs:
         return []
+    cheaper = [o["latency_rel"] < e["latency_rel"] for _, e, o in pairs]
+    verdict = (
+        "The same module costs less beside the network there; on this evidence a GPU "
+        "deployment on ONNX Runtime should be searched with `latency_rel@onnxruntime`, not "
+        "eager PyTorch."
+        if all(cheaper)
+        else "The same module costs more beside the network there."
+        if not any(cheaper)
+        else "Which runtime a module costs less on depends on the network."
+    )
     moves = ", ".join(
         f"{m} {e['latency_rel']:.2f}x -> {o['latency_rel']:.2f}x "
         f"(IQR/median {e['latency_rel_iqr_over_median']:.1%} -> "
@@ -1067,9 +1077,7 @@ def _gpu_onnxruntime(r: dict[str, Any]) -> list[str]:
     return [
         "",
         "ONNX Runtime's CUDA provider (fp32, input and output bound on the GPU, so no copy to "
-        f"or from the host is timed), against eager fp32: {moves}. The same module costs "
-        "markedly less beside the network there; on this evidence a GPU deployment on ONNX "
-        "Runtime should be searched with `latency_rel@onnxruntime`, not eager PyTorch.",
+        f"or from the host is timed), against eager fp32: {moves}. {verdict}",
     ]
 
 

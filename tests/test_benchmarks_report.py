@@ -256,6 +256,9 @@ def test_gpu_report_sets_onnxruntimes_cuda_provider_beside_eager_and_reads_a_slo
     text = "\n".join(report._gpu_onnxruntime(stored | {"latency": rows}))
     assert "against eager fp32: m 2.00x -> 1.50x (IQR/median 25.0% -> 0.2%)." in text
     assert " n " not in text
+    assert "costs less beside the network there" in text
+    rows[1]["latency_rel"] = 2.5
+    assert "costs more beside" in "".join(report._gpu_onnxruntime(stored | {"latency": rows}))
     assert report._gpu_onnxruntime(stored | {"latency": rows[:1]}) == []
     assert (
         report._gpu_stack({"torch": "2.11", "onnxruntime": "1.30", "onnxruntime-gpu": "1.31"})
