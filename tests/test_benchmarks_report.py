@@ -112,6 +112,8 @@ def test_gpu_section_shows_errors_and_the_reference_beside_itself_and_beside_a_m
         "it reads 2.500 and 3.500 ms (+40%), beyond the host's jitter in the self-check row (5%). "
         "Both networks of that pairing ran slow (ca@standard 7.000 ms, against 3.000 ms in fp32)"
     ) in report.gpu_check(slow)
+    slow["latency"][-1]["latency_ms"] = 9.0  # the partner was faster in bf16 than in fp32
+    assert "its partner did not slow with it" in report.gpu_check(slow)
     stored.clear()  # no earlier run stored: no before/after paragraph, the table still shows
     assert "beside itself" not in report.gpu_check(result(2.5, 2.55))
 
