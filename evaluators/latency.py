@@ -6,7 +6,8 @@ comparable across noisy or mixed machines. The alternation is per forward pass (
 summed over a block of about ``min_sample_ms`` per model, and each block gives one ratio: on
 a shared 2-core VM the CPU's speed changes faster than a 20 ms sample, so alternating whole
 samples (A for 20 ms, then B) left a within-run IQR of 6-16% of the ratio, and alternating
-each forward brings it to 1-3% (``bench/measurement.py``). A block's ratio is the median of
+each forward brought it to 1-3% that day (``bench/measurement.py``; 4.7-9.0% on a later,
+noisier one). A block's ratio is the median of
 its pairs' ratios, each of two adjacent calls: a call that a preemption lands in moves the
 block's mean time by many times its length, but not that median. In one sitting the median
 cut the ratio's within-run IQR from 4.7-9.0% (the ratio of the block's means) to 1.9-5.4%,
