@@ -3,21 +3,20 @@
 Absolute milliseconds drift with clock speed, thermal state and neighbours; the ratio of two
 models timed in alternation in one process cancels most of that, so ``latency_rel`` stays
 comparable across noisy or mixed machines. The alternation is per forward pass (A B B A ...),
-summed over a block of about ``min_sample_ms`` per model, and each block gives one ratio: on
-a shared 2-core VM the CPU's speed changes faster than a 20 ms sample, so alternating whole
-samples (A for 20 ms, then B) left a within-run IQR of 6-16% of the ratio, and alternating
-each forward brought it to 1-3% that day (``bench/measurement.py``; 4.7-9.0% on a later,
-noisier one). A block's ratio is the median of
-its pairs' ratios, each of two adjacent calls: a call that a preemption lands in moves the
-block's mean time by many times its length, but not that median. In one sitting the median
-cut the ratio's within-run IQR from 4.7-9.0% (the ratio of the block's means) to 1.9-5.4%,
-and its spread over 5 runs from 1.8-4.6% to 1.4-2.3%. Each turn first runs its model
-once untimed: the other model's pass evicts part of its working set, and timing that cold
-pass read ratios 1-4% closer to 1 than steady-state runs of 20 (ELA-S 2.14 against 2.23),
-while the warmed pass reads within 1% of them. ``torch.utils.benchmark.Timer`` times one
-statement per block, so it cannot pair at this grain. On a GPU each timed pass starts from an
-idle device (synchronised) and CUDA events time it, launches included: the latency of one
-request, which at small batches is mostly the host launching kernels.
+summed over a block of about ``min_sample_ms`` per model, and each block gives one ratio: on a
+shared 2-core VM the CPU's speed changes faster than a 20 ms sample, so alternating whole
+samples (A for 20 ms, then B) left a within-run IQR of 6-16% of the ratio, and alternating each
+forward brought it to 1-3% that day (``bench/measurement.py``; 4.7-9.0% on a later, noisier
+one). A block's ratio is the median of its pairs' ratios, each of two adjacent calls: a call
+that a preemption lands in moves the block's mean time by many times its length, but not that
+median. In one sitting the median cut the ratio's within-run IQR from 4.7-9.0% (the ratio of
+the block's means) to 1.9-5.4%, and its spread over 5 runs from 1.8-4.6% to 1.4-2.3%. Each turn
+first runs its model once untimed: the other model's pass evicts part of its working set, and
+timing that cold pass read ratios 1-4% closer to 1 than steady-state runs of 20 (ELA-S 2.14
+against 2.23), while the warmed pass reads within 1% of them. ``torch.utils.benchmark.Timer``
+times one statement per block, so it cannot pair at this grain. On a GPU each timed pass starts
+from an idle device (synchronised) and CUDA events time it, launches included: the latency of
+one request, which at small batches is mostly the host launching kernels.
 
 Each of ``targets`` is a runtime with its own batch, threads, dtype, layout and input
 resolution (``evaluators.runtimes``); on each, the candidate and the reference are timed in
