@@ -24,7 +24,7 @@ target that cannot run there is recorded with its one-line reason. The JSON is w
 every architecture, so a run cut short by a GPU lease keeps what it measured.
 
 Writes bench/results/targets.json (``targets_cuda.json`` with ``--device cuda``).
-Run: .venv/bin/python bench/targets.py [--quick] [--device cuda]
+Run: .venv/bin/python bench/targets.py [--quick] [--device cuda] [--resume]
 """
 
 from __future__ import annotations
@@ -88,10 +88,12 @@ def measure_space(
     console: Console,
     device: str = "cpu",
     on_row: Callable[[dict[str, Any]], None] = lambda space: None,
+    earlier: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Every target on ``n`` architectures of one space; ``on_row`` sees the space's partial
     result, agreement included, after each architecture (a run cut short by a GPU lease
-    keeps its Kendall taus over what it measured)."""
+    keeps its Kendall taus over what it measured). A row of ``earlier`` (by label) that has
+    every target this run would time is kept instead of timed again."""
     cfg = load_config(ROOT.parent / "configs" / config)
     space = SearchSpace(cfg.space)
     sample = sample_archs(space, n, seed=0)[:n]  # baselines first
@@ -106,11 +108,21 @@ def measure_space(
         "architectures": rows,
     }
     for i, (baseline, arch) in enumerate(sample):
+        wanted = [
+            name
+            for name, target in chosen.items()
+            if target["runtime"] != "torch_compile" or i < compile_archs
+        ]
+        kept = (earlier or {}).get(arch.label())
+        if kept is not None and set(wanted) <= set(kept["rel"]):
+            rows.append(kept)
+            on_row(result | agreement(rows, list(chosen)))
+            console.print(f"  [{i + 1}/{len(sample)}] kept from the earlier run  {kept['label']}")
+            continue
         model, ref = build_model(arch, seed=0), build_model(reference_arch(arch), seed=0)
         row: dict[str, Any] = {"label": arch.label(), "baseline": baseline or None, "rel": {}}
-        for name, target in chosen.items():
-            if target["runtime"] == "torch_compile" and i >= compile_archs:
-                continue
+        for name in wanted:
+            target = chosen[name]
             settings = LatencySettings(targets=[{**target, "name": "t"}], **sampling)
             try:
                 r = measure_latency(model, ref, shape, settings, device)
@@ -163,6 +175,25 @@ def kept_spaces(out: Path, measuring: list[str]) -> list[dict[str, Any]]:
     return [stamp | s for s in previous.get("spaces", []) if s["config"] not in measuring]
 
 
+def earlier_rows(
+    out: Path, config: str, device: str, resolution: int, quick: bool
+) -> dict[str, dict[str, Any]]:
+    """``config``'s architectures from ``out``'s earlier run, by label, for ``--resume``; that
+    run must have timed the same device, resolution and sampling, or its rows would not
+    compare with this run's."""
+    if not out.exists():
+        return {}
+    previous = json.loads(out.read_text())
+    same = {"device": device, "resolution": resolution, "quick": quick}
+    theirs = {k: previous.get(k) for k in same}
+    if theirs != same:
+        raise SystemExit(f"targets: --resume needs {out} from a run with {same}; it has {theirs}")
+    for space in previous.get("spaces", []):
+        if space["config"] == config:
+            return {row["label"]: row for row in space["architectures"]}
+    return {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 architectures, short sampling")
@@ -178,6 +209,12 @@ def main() -> None:
         default=list(CONFIGS),
         help="spaces to measure (default all); the others are kept from --out's earlier run, "
         "each with the hardware and date it was measured on (a GPU lease may fit one space)",
+    )
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the architectures --out's earlier run already timed on every target (same "
+        "device, resolution and sampling) and time the rest: a space may span GPU leases",
     )
     args = ap.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -218,8 +255,19 @@ def main() -> None:
 
     for config in args.configs:
         console.print(f"{config}: {n} architectures at {resolution} px ({args.device})")
+        earlier = (
+            earlier_rows(out, config, args.device, resolution, args.quick) if args.resume else None
+        )
         space = measure_space(
-            config, n, resolution, compile_archs, sampling, console, args.device, save
+            config,
+            n,
+            resolution,
+            compile_archs,
+            sampling,
+            console,
+            args.device,
+            save,
+            earlier,
         )
         spaces.append(space | stamp)
     spaces[:] = in_order(spaces)

@@ -316,6 +316,33 @@ def test_targets_quick_measures_every_target_and_their_agreement(tmp_path):
     assert again["spaces"][1]["architectures"] != r["spaces"][1]["architectures"]  # re-timed
 
 
+def test_targets_resume_keeps_complete_rows_and_times_the_rest(tmp_path):
+    out = tmp_path / "t.json"
+    mobilenet = ("--configs", "mobilenetv2_quickstart.yaml")
+    run("targets.py", "--out", str(out), *mobilenet)
+    first = json.loads(out.read_text())
+    rows = first["spaces"][0]["architectures"]
+    # a lease ended after the second architecture, and the first lacks a target (an earlier
+    # run without ONNX Runtime there)
+    del rows[2]
+    del rows[0]["rel"]["onnxruntime"]
+    out.write_text(json.dumps(first))
+    text = run("targets.py", "--out", str(out), "--resume", *mobilenet)
+    again = json.loads(out.read_text())["spaces"][0]["architectures"]
+    assert [r["label"] for r in again] == [r["label"] for r in rows] + [again[2]["label"]]
+    assert again[1] == rows[1]  # complete: kept as it was, not timed again
+    assert text.count("kept from the earlier run") == 1
+    assert "onnxruntime" in again[0]["rel"] and "onnxruntime" in again[2]["rel"]
+    # rows timed elsewhere would not compare: a run at another resolution is refused
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "targets.py"), "--out", str(out), "--resume",
+         "--resolution", "32", "--archs", "3", *mobilenet],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "--resume needs" in proc.stderr and "'resolution': 24" in proc.stderr
+
+
 def test_scale_quick_drives_stub_trials_through_the_real_driver(tmp_path):
     out = tmp_path / "scale.json"
     run("scale.py", "--out", str(out))

@@ -192,6 +192,34 @@ def test_export_refuses_an_onnx_graph_that_onnxruntime_runs_differently():
         check_onnx(graph, other, x)
 
 
+def test_onnx_graph_traced_on_one_image_is_the_graph_of_the_whole_batch():
+    """The export traces one image (a serving batch costs the tracer minutes on a CPU): the
+    graph must equal the one traced on the whole batch, and still run any batch size."""
+    import io
+
+    import onnxruntime as ort
+    import torch
+
+    from spaces import StageChoice, build_model, deploy, uniform
+    from spaces.onnx import onnx_bytes
+
+    arch = uniform("resnet18", StageChoice(attention="ca"), stem="cifar", image_size=16,
+                   in_chans=1, widths=(16, 16, 32, 32))  # fmt: skip
+    model = deploy(build_model(arch, seed=0)).eval()
+    batch = torch.randn(5, 1, 16, 16)
+    whole = io.BytesIO()
+    torch.onnx.export(model, (batch,), whole, input_names=["image"], output_names=["logits"],
+                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)  # fmt: skip
+    graph = onnx_bytes(model, batch)
+    assert graph == whole.getvalue()
+    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        expected = model(batch).numpy()
+    got = session.run(None, {"image": batch.numpy()})[0]
+    assert got.shape == (5, 10)
+    assert abs(got - expected).max() <= 1e-4 * abs(expected).max()
+
+
 def _train_cli(study_dir, out, *, crash_at: str | None = None):
     """``attnas train`` on the study's knee in a fresh process (SIGKILLed at ``crash_at``)."""
     import os
