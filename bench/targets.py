@@ -165,14 +165,15 @@ def agreement(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     return {"kendall_tau": taus, "largest_rank_moves": moves}
 
 
-def kept_spaces(out: Path, measuring: list[str]) -> list[dict[str, Any]]:
-    """The spaces of ``out``'s earlier run that this run does not measure, each stamped with
-    the hardware (and date, where that run kept one) it was measured on."""
+def kept_spaces(out: Path) -> list[dict[str, Any]]:
+    """Every space of ``out``'s earlier run, each stamped with the hardware (and date, where
+    that run kept one) it was measured on. A space this run measures replaces its earlier
+    copy only once its first architecture is timed, so a run cut short before it keeps it."""
     if not out.exists():
         return []
     previous = json.loads(out.read_text())
     stamp = {"measured_at": previous.get("measured_at"), "hardware": previous.get("hardware")}
-    return [stamp | s for s in previous.get("spaces", []) if s["config"] not in measuring]
+    return [stamp | s for s in previous.get("spaces", [])]
 
 
 def earlier_rows(
@@ -229,7 +230,7 @@ def main() -> None:
     sampling = sampling if args.quick else {}
     t0 = time.perf_counter()
     hardware = hardware_info(torch.device(args.device))
-    kept = kept_spaces(out, args.configs)
+    kept = kept_spaces(out)
     spaces: list[dict[str, Any]] = []
     result = {
         "quick": args.quick,

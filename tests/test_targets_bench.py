@@ -74,3 +74,43 @@ def test_the_report_says_how_gpu_targets_were_timed():
     text = report.targets(result)
     assert "trained at 16 px; the run ended with its lease, 16 were asked for" in text
     assert "| cuda graphs | +0 | none moved |" in text
+
+
+def test_a_run_cut_short_keeps_the_earlier_copy_of_a_space_it_had_not_reached(
+    tmp_path, monkeypatch
+):
+    """A GPU lease that ends while the first space is timed must not drop the second."""
+    import contextlib
+    import json
+
+    out = tmp_path / "t.json"
+    earlier = [
+        {"config": c, "architectures": [{"label": f"old {c}", "rel": {}}]}
+        for c in bench_targets.CONFIGS
+    ]
+    out.write_text(
+        json.dumps({"measured_at": "then", "hardware": {"name": "A"}, "spaces": earlier})
+    )
+
+    def cut_short(config, *args, **kwargs):
+        if config == "quickstart.yaml":
+            raise KeyboardInterrupt  # the lease ends before this space's first architecture
+        partial = {"config": config, "architectures": [{"label": "new", "rel": {}}]}
+        args[6](partial)  # on_row after one architecture
+        return partial
+
+    monkeypatch.setattr(bench_targets, "measure_space", cut_short)
+    monkeypatch.setattr(bench_targets, "hardware_info", lambda device: {"name": "B"})
+    argv = ["targets.py", "--out", str(out), "--configs", "mobilenetv2_quickstart.yaml",
+            "quickstart.yaml"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        bench_targets.main()
+    spaces = {s["config"]: s for s in json.loads(out.read_text())["spaces"]}
+    assert spaces["quickstart.yaml"]["architectures"] == [
+        {"label": "old quickstart.yaml", "rel": {}}
+    ]
+    assert spaces["quickstart.yaml"]["hardware"] == {"name": "A"}
+    assert spaces["quickstart.yaml"]["measured_at"] == "then"
+    assert spaces["mobilenetv2_quickstart.yaml"]["architectures"][0]["label"] == "new"
+    assert spaces["mobilenetv2_quickstart.yaml"]["hardware"] == {"name": "B"}
