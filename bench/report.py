@@ -906,8 +906,14 @@ def targets(r: dict[str, Any]) -> str:
     ]
     for s in r["spaces"]:
         taus = [[pair, f"{v['tau']:.3f}", v["n"]] for pair, v in s["kendall_tau"].items()]
+        timed = {
+            name: sum(name in row["rel"] for row in s["architectures"])
+            for name in s["largest_rank_moves"]
+        }
         moves = [
-            [
+            [name, "-", f"{timed[name]} architecture timed: nothing to rank"]
+            if timed[name] < 2
+            else [
                 name,
                 f"{m['rank_shift']:+.0f}",
                 f"`{m['label']}`" if m["rank_shift"] else "none moved",

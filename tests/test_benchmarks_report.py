@@ -266,3 +266,20 @@ def test_gpu_report_sets_onnxruntimes_cuda_provider_beside_eager_and_reads_a_slo
         report._gpu_stack({"torch": "2.11", "onnxruntime": "1.30", "onnxruntime-gpu": "1.31"})
         == "torch 2.11, onnxruntime-gpu 1.31"
     )
+
+
+def test_a_target_timed_on_one_architecture_is_not_read_as_a_ranking_that_held():
+    report = _report_module()
+    stored = json.loads((ROOT / "bench" / "results" / "targets_cuda.json").read_text())
+    space = next(s for s in stored["spaces"] if s["backbone"] == "mobilenetv2_100")
+    assert sum("torch_compile" in row["rel"] for row in space["architectures"]) == 1
+    text = report.targets(stored | {"spaces": [space]})
+    assert "| torch_compile | - | 1 architecture timed: nothing to rank |" in text
+    # timed on a second architecture, the same unmoved rank is a ranking that held
+    rows = [dict(row) for row in space["architectures"]]
+    rows[1]["rel"] = rows[1]["rel"] | {"torch_compile": 9.0}
+    moves = space["largest_rank_moves"] | {"torch_compile": [{"rank_shift": 0.0, "label": "x"}]}
+    text = report.targets(
+        stored | {"spaces": [space | {"architectures": rows, "largest_rank_moves": moves}]}
+    )
+    assert "| torch_compile | +0 | none moved |" in text
