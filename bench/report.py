@@ -931,6 +931,10 @@ def targets(r: dict[str, Any]) -> str:
         if any(t.get("measured_at") != s.get("measured_at") for t in r["spaces"]):
             stamp = f"measured {s['measured_at']}" if s.get("measured_at") else "an earlier run"
             when = f"; {stamp}, {(s.get('hardware') or r['hardware']).get('name')}"
+        kept = [row["measured_at"] for row in s["architectures"] if row.get("measured_at")]
+        if kept:  # rows a resumed run kept from the runs before it
+            dates = ", ".join(sorted({str(d) for d in kept}))
+            when += f"; {len(kept)} of them timed by earlier runs ({dates})"
         parts += [
             "",
             f"**{s['backbone']}** ({measured} architectures of `configs/{s['config']}`, trained "

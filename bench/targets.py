@@ -179,9 +179,9 @@ def kept_spaces(out: Path) -> list[dict[str, Any]]:
 def earlier_rows(
     out: Path, config: str, device: str, resolution: int, quick: bool
 ) -> dict[str, dict[str, Any]]:
-    """``config``'s architectures from ``out``'s earlier run, by label, for ``--resume``; that
-    run must have timed the same device, resolution and sampling, or its rows would not
-    compare with this run's."""
+    """``config``'s architectures from ``out``'s earlier run, by label, for ``--resume``, each
+    stamped with the date it was timed (a row kept twice keeps its first date). That run must
+    have timed the same device, resolution and sampling, or its rows would not compare."""
     if not out.exists():
         return {}
     previous = json.loads(out.read_text())
@@ -191,7 +191,11 @@ def earlier_rows(
         raise SystemExit(f"targets: --resume needs {out} from a run with {same}; it has {theirs}")
     for space in previous.get("spaces", []):
         if space["config"] == config:
-            return {row["label"]: row for row in space["architectures"]}
+            when = space.get("measured_at") or previous.get("measured_at")
+            return {
+                row["label"]: row | {"measured_at": row.get("measured_at") or when}
+                for row in space["architectures"]
+            }
     return {}
 
 

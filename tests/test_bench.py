@@ -330,7 +330,9 @@ def test_targets_resume_keeps_complete_rows_and_times_the_rest(tmp_path):
     text = run("targets.py", "--out", str(out), "--resume", *mobilenet)
     again = json.loads(out.read_text())["spaces"][0]["architectures"]
     assert [r["label"] for r in again] == [r["label"] for r in rows] + [again[2]["label"]]
-    assert again[1] == rows[1]  # complete: kept as it was, not timed again
+    # complete: kept as it was, not timed again, with the date it was timed
+    assert again[1] == rows[1] | {"measured_at": first["spaces"][0]["measured_at"]}
+    assert "measured_at" not in again[0] and "measured_at" not in again[2]
     assert text.count("kept from the earlier run") == 1
     assert "onnxruntime" in again[0]["rel"] and "onnxruntime" in again[2]["rel"]
     # rows timed elsewhere would not compare: a run at another resolution is refused

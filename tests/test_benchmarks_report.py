@@ -283,3 +283,7 @@ def test_a_target_timed_on_one_architecture_is_not_read_as_a_ranking_that_held()
         stored | {"spaces": [space | {"architectures": rows, "largest_rank_moves": moves}]}
     )
     assert "| torch_compile | +0 | none moved |" in text
+    assert "timed by earlier runs" not in text
+    rows[2]["measured_at"] = rows[3]["measured_at"] = "2026-11-28T01:24+00:00"
+    text = report.targets(stored | {"spaces": [space | {"architectures": rows}]})
+    assert "; 2 of them timed by earlier runs (2026-11-28T01:24+00:00)):" in text

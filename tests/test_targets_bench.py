@@ -59,7 +59,7 @@ def test_the_report_says_how_gpu_targets_were_timed():
         "versions": {"torch": "2.11.0", "triton": "3.6.0", "cudnn": "91900"},
         "spaces": [{
             "config": "quickstart.yaml", "backbone": "resnet18", "training_resolution": 16,
-            "architectures": [{}] * 4, "kendall_tau": tau,
+            "architectures": [{"rel": {"cuda graphs": 1.2}}] * 4, "kendall_tau": tau,
             "largest_rank_moves": {"cuda graphs": [{"rank_shift": 3.0, "label": "ca | ..."}]},
         }],
     }  # fmt: skip
