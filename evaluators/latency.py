@@ -14,11 +14,11 @@ the block's means) to 1.9-5.4%, and its spread over 5 runs from 1.8-4.6% to 1.4-
 first runs its model once untimed: the other model's pass evicts part of its working set, and
 timing that cold pass read ratios 1-4% closer to 1 than steady-state runs of 20 (ELA-S 2.14
 against 2.23), while the warmed pass reads within 1% of them. What is left is each pair's own
-noise (IQR 5-7% of its ratio on that VM; the thread's CPU clock reads the same, so it is not
-preemption), divided by the pairs in a block. Longer blocks shrink the blocks' IQR but not the
-interval of ``latency_rel`` for the same time (one recording cut into 4 s runs: their results
-moved 0.2-0.5% apart with blocks of 60, 120 or 240 ms alike), so blocks stay short and many,
-and the interval of their median is what a trial records. ``torch.utils.benchmark.Timer``
+noise (IQR 5-9% of its ratio on that VM; the thread's CPU clock reads the same, so it is not
+preemption), divided by the pairs in a block. Longer blocks shrink the blocks' IQR but not how
+far ``latency_rel`` moves between runs of the same length (one recording cut into 4 s runs:
+0.1-0.5% standard deviation with blocks of 60, 120 or 240 ms alike), so blocks stay short and
+many, and the interval of their median is what a trial records. ``torch.utils.benchmark.Timer``
 times one statement per block, so it cannot pair at this grain. On a GPU each timed pass starts
 from an idle device (synchronised) and CUDA events time it, launches included: the latency of
 one request, which at small batches is mostly the host launching kernels.
