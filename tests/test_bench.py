@@ -294,7 +294,7 @@ def test_gpu_check_runs_its_cpu_path(tmp_path):
     assert "evaluations per hour" in text
 
 
-def test_targets_quick_measures_every_target_and_their_agreement(tmp_path):
+def test_targets_quick_measures_every_target_their_agreement_and_resumes(tmp_path):
     out = tmp_path / "t.json"
     run("targets.py", "--out", str(out))
     r = json.loads(out.read_text())
@@ -315,26 +315,21 @@ def test_targets_quick_measures_every_target_and_their_agreement(tmp_path):
     assert again["spaces"][0] == resnet
     assert again["spaces"][1]["architectures"] != r["spaces"][1]["architectures"]  # re-timed
 
-
-def test_targets_resume_keeps_complete_rows_and_times_the_rest(tmp_path):
-    out = tmp_path / "t.json"
+    # --resume: a lease ended after the second architecture, and the first lacks a target (an
+    # earlier run without ONNX Runtime there); the complete row is kept, the others timed
     mobilenet = ("--configs", "mobilenetv2_quickstart.yaml")
-    run("targets.py", "--out", str(out), *mobilenet)
-    first = json.loads(out.read_text())
-    rows = first["spaces"][0]["architectures"]
-    # a lease ended after the second architecture, and the first lacks a target (an earlier
-    # run without ONNX Runtime there)
+    rows = again["spaces"][1]["architectures"]
     del rows[2]
     del rows[0]["rel"]["onnxruntime"]
-    out.write_text(json.dumps(first))
+    out.write_text(json.dumps(again))
     text = run("targets.py", "--out", str(out), "--resume", *mobilenet)
-    again = json.loads(out.read_text())["spaces"][0]["architectures"]
-    assert [r["label"] for r in again] == [r["label"] for r in rows] + [again[2]["label"]]
-    # complete: kept as it was, not timed again, with the date it was timed
-    assert again[1] == rows[1] | {"measured_at": first["spaces"][0]["measured_at"]}
-    assert "measured_at" not in again[0] and "measured_at" not in again[2]
+    resumed = json.loads(out.read_text())["spaces"][1]["architectures"]
+    assert [x["label"] for x in resumed] == [x["label"] for x in rows] + [resumed[2]["label"]]
+    # kept as it was, not timed again, with the date it was timed
+    assert resumed[1] == rows[1] | {"measured_at": again["spaces"][1]["measured_at"]}
+    assert "measured_at" not in resumed[0] and "measured_at" not in resumed[2]
     assert text.count("kept from the earlier run") == 1
-    assert "onnxruntime" in again[0]["rel"] and "onnxruntime" in again[2]["rel"]
+    assert "onnxruntime" in resumed[0]["rel"] and "onnxruntime" in resumed[2]["rel"]
     # rows timed elsewhere would not compare: a run at another resolution is refused
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "targets.py"), "--out", str(out), "--resume",
