@@ -165,30 +165,31 @@ def agreement(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     return {"kendall_tau": taus, "largest_rank_moves": moves}
 
 
-def kept_spaces(out: Path) -> list[dict[str, Any]]:
-    """Every space of ``out``'s earlier run, each stamped with the hardware (and date, where
-    that run kept one) it was measured on. A space this run measures replaces its earlier
-    copy only once its first architecture is timed, so a run cut short before it keeps it."""
-    if not out.exists():
-        return []
-    previous = json.loads(out.read_text())
+def earlier_run(out: Path) -> dict[str, Any]:
+    """``out``'s earlier result (empty if there is none), read once before this run rewrites it
+    after every architecture."""
+    return json.loads(out.read_text()) if out.exists() else {}
+
+
+def kept_spaces(previous: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every space of the earlier run, each stamped with the hardware (and date, where that run
+    kept one) it was measured on. A space this run measures replaces its earlier copy only
+    once its first architecture is timed, so a run cut short before it keeps it."""
     stamp = {"measured_at": previous.get("measured_at"), "hardware": previous.get("hardware")}
     return [stamp | s for s in previous.get("spaces", [])]
 
 
-def earlier_rows(
-    out: Path, config: str, device: str, resolution: int, quick: bool
-) -> dict[str, dict[str, Any]]:
-    """``config``'s architectures from ``out``'s earlier run, by label, for ``--resume``, each
-    stamped with the date it was timed (a row kept twice keeps its first date). That run must
-    have timed the same device, resolution and sampling, or its rows would not compare."""
-    if not out.exists():
-        return {}
-    previous = json.loads(out.read_text())
-    same = {"device": device, "resolution": resolution, "quick": quick}
+def check_resumable(previous: dict[str, Any], out: Path, **same: Any) -> None:
+    """``--resume`` keeps rows only from a run that timed the same device, resolution and
+    sampling, or its rows would not compare with this run's."""
     theirs = {k: previous.get(k) for k in same}
-    if theirs != same:
+    if previous and theirs != same:
         raise SystemExit(f"targets: --resume needs {out} from a run with {same}; it has {theirs}")
+
+
+def earlier_rows(previous: dict[str, Any], config: str) -> dict[str, dict[str, Any]]:
+    """``config``'s architectures from the earlier run, by label, for ``--resume``, each stamped
+    with the date it was timed (a row kept twice keeps its first date)."""
     for space in previous.get("spaces", []):
         if space["config"] == config:
             when = space.get("measured_at") or previous.get("measured_at")
@@ -234,7 +235,10 @@ def main() -> None:
     sampling = sampling if args.quick else {}
     t0 = time.perf_counter()
     hardware = hardware_info(torch.device(args.device))
-    kept = kept_spaces(out)
+    previous = earlier_run(out)
+    if args.resume:
+        check_resumable(previous, out, device=args.device, resolution=resolution, quick=args.quick)
+    kept = kept_spaces(previous)
     spaces: list[dict[str, Any]] = []
     result = {
         "quick": args.quick,
@@ -260,9 +264,7 @@ def main() -> None:
 
     for config in args.configs:
         console.print(f"{config}: {n} architectures at {resolution} px ({args.device})")
-        earlier = (
-            earlier_rows(out, config, args.device, resolution, args.quick) if args.resume else None
-        )
+        earlier = earlier_rows(previous, config) if args.resume else None
         space = measure_space(
             config,
             n,
