@@ -131,6 +131,7 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor, int]:
 
 # The version of what the generated datasets contain; evaluation fingerprints carry it, so a
 # stored result on an older generation is never reused. 2: clutter scores 8 copies per digit.
+# 3 is taken: the 4-copy clutter screen (bench/data/fidelity_clutter16_copies4.jsonl); next is 4.
 DATA_VERSION = 2
 CLUTTER_COPIES = 2  # placements of each training digit: more samples, same digits
 # Placements of each val/holdout digit. Scoring is cheap next to training, and with 2 copies
