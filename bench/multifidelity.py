@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing as mp
+import random
 import statistics
 import sys
 import time
@@ -71,10 +72,16 @@ def replay(
     rungs: list[int],
     eta: int,
     within_front: str = "crowding",
+    fill_repeats: bool = False,
 ) -> dict[str, Any]:
     """One sampler run until ``budget`` epochs are spent: (epochs, accuracy, latency_rel)
-    for every finished trial in order, and the rung decisions taken."""
+    for every finished trial in order, and the rung decisions taken. With ``fill_repeats``,
+    each repeat proposal is followed by a seeded random architecture not yet answered
+    (enqueued, so the sampler is told it like any other), instead of counting towards the
+    streak that stops a sampler which only repeats itself."""
     space = tabular.table_space()
+    unseen = _points_by_hash(space, table) if fill_repeats else {}
+    filler = random.Random(seed)
     study = optuna.create_study(directions=DIRECTIONS, sampler=make_sampler(name, seed))
     epochs_total = len(next(iter(table.values()))["curves"][0])
     spent, finished, decisions = 0, [], []
@@ -91,8 +98,13 @@ def replay(
                 study.tell(trial, state=TrialState.PRUNED)
             else:
                 study.tell(trial, values)
+            if fill_repeats:
+                if not unseen:
+                    break  # the whole table is answered
+                study.enqueue_trial(unseen[filler.choice(sorted(unseen))])
             continue
         streak = 0
+        unseen.pop(arch.hash, None)
         row = table[arch.hash]
         stopped_at = None
         for r in rungs:
@@ -118,6 +130,12 @@ def replay(
         study.tell(trial, values)
         finished.append((spent, *values))
     return {"finished": finished, "decisions": decisions, "spent": spent, "asks": len(study.trials)}
+
+
+def _points_by_hash(space: Any, table: dict[str, dict]) -> dict[str, dict[str, Any]]:
+    """Every architecture of the table as the parameters a trial would suggest, by hash."""
+    points = {space.decode(p).hash: p for p in tabular.all_points()}
+    return {h: p for h, p in points.items() if h in table}
 
 
 def hv_at(finished: list[tuple], epochs: int, ref: np.ndarray, true_hv: float) -> float:
@@ -369,12 +387,20 @@ def _replay_cell(
     table: dict[str, dict],
     settings: dict[str, Any],
     within_front: str,
+    fill_repeats: bool = False,
 ) -> dict[str, Any]:
     """One run of one row (a process pool's unit of work)."""
     if schedule == "moasha":
         return replay_moasha(seed, table, **settings)
     rungs = settings["rungs"] if schedule == "successive_halving" else []
-    return replay(name, seed, table, **settings | {"rungs": rungs}, within_front=within_front)
+    return replay(
+        name,
+        seed,
+        table,
+        **settings | {"rungs": rungs},
+        within_front=within_front,
+        fill_repeats=fill_repeats,
+    )
 
 
 def main() -> None:
@@ -391,6 +417,11 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.95)
     ap.add_argument(
         "--within-front", choices=WITHIN_FRONT, default="crowding", help="order inside a front"
+    )
+    ap.add_argument(
+        "--fill-repeats",
+        action="store_true",
+        help="follow each repeat proposal with a random architecture not yet answered",
     )
     ap.add_argument("--workers", type=int, default=2, help="processes the runs are spread over")
     ap.add_argument("--quick", action="store_true", help="CI: 2 seeds, 60 epochs")
@@ -429,7 +460,9 @@ def main() -> None:
         task = progress.add_task("replays", total=len(cells) * args.seeds)
         futures = {
             cell: [
-                pool.submit(_replay_cell, *cell, s, table, settings, args.within_front)
+                pool.submit(
+                    _replay_cell, *cell, s, table, settings, args.within_front, args.fill_repeats
+                )
                 for s in range(args.seeds)
             ]
             for cell in cells
@@ -468,6 +501,7 @@ def main() -> None:
         "rungs": rungs,
         "eta": args.eta,
         "within_front": args.within_front,
+        "fill_repeats": args.fill_repeats,
         "budget_epochs": args.budget,
         "target": args.target,
         "true_hypervolume": true_hv,

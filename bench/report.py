@@ -568,10 +568,44 @@ def multifidelity(r: dict[str, Any]) -> str:
             within = other.get("within_front", "crowding")
             if within != r.get("within_front", "crowding"):
                 title += f", {within} contribution within a front"
+            if other.get("fill_repeats"):
+                title += ", each repeat proposal followed by a random unanswered architecture"
             parts += ["", f"### {title}", "", _replay(other, signal=not same_table)]
             if same_table and other["eta"] == r["eta"] and within != "crowding":
                 parts += ["", _within_front_comparison(r, other)]
+            if same_table and other["eta"] == r["eta"] and other.get("fill_repeats"):
+                parts += ["", _fill_comparison(r, other)]
     return "\n".join(parts)
+
+
+def _fill_comparison(plain: dict[str, Any], filled: dict[str, Any]) -> str:
+    """Per row, epochs to the target and trials finished, repeats answered as the driver does
+    (the main replay) against repeats followed by a random unanswered architecture."""
+    sys.path.insert(0, str(ROOT))
+    from multifidelity import median_epochs
+
+    def rows(r: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(x["sampler"], x["schedule"]): x for x in r["rows"]}
+
+    a, b = rows(plain), rows(filled)
+    n = min(x["seeds"] for x in (*a.values(), *b.values()))
+    cells = []
+    for key in a.keys() & b.keys():
+        x, y = a[key], b[key]
+        reach = [sum(e is not None for e in z["epochs_to_target_runs"][:n]) for z in (x, y)]
+        cells.append(
+            f"{key[0]} {key[1].replace('_', ' ')}: "
+            f"{median_epochs(x['epochs_to_target_runs'][:n])} -> "
+            f"{median_epochs(y['epochs_to_target_runs'][:n])} epochs "
+            f"({reach[0]} -> {reach[1]} of {n} runs reaching it), "
+            f"{x['finished_trials']:.0f} -> {y['finished_trials']:.0f} trials finished"
+        )
+    return (
+        f"Repeats answered as the driver does -> followed by a random unanswered architecture "
+        f"(same table, same eta, the same {n} seeds), epochs to {filled['target']:.0%}: "
+        + "; ".join(sorted(cells))
+        + "."
+    )
 
 
 def _within_front_comparison(crowding: dict[str, Any], other: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,3 +173,34 @@ def test_the_headline_is_absent_when_a_schedule_never_reaches_the_target():
     result = {"rows": [_row("tpe", "full", [None] * 4), _row("tpe", "successive_halving", [9] * 4)]}
     result |= {"epochs_per_trial": 3, "rungs": [1], "eta": 3}
     assert _multifidelity().headline(result) is None
+
+
+class _AlwaysTheFirstChoice(optuna.samplers.BaseSampler):
+    """A sampler that proposes one architecture for ever: each categorical's first choice."""
+
+    def infer_relative_search_space(self, study, trial):
+        return {}
+
+    def sample_relative(self, study, trial, search_space):
+        return {}
+
+    def sample_independent(self, study, trial, name, distribution):
+        return distribution.choices[0]
+
+
+@pytest.mark.parametrize("fill, finished", [(False, 1), (True, 10)])
+def test_fill_repeats_follows_a_repeat_with_an_architecture_not_yet_answered(
+    monkeypatch, fill, finished
+):
+    """Without filling, a sampler that only repeats itself ends the replay after its one
+    architecture; with it, every repeat is followed by a new one until the budget is spent."""
+    mf = _multifidelity()
+    import tabular
+
+    monkeypatch.setattr(mf, "make_sampler", lambda name, seed: _AlwaysTheFirstChoice())
+    table = tabular.load_table(tabular.TABLE)
+    run = mf.replay("same", 0, table, budget=30, rungs=[], eta=3, fill_repeats=fill)
+    epochs = len(next(iter(table.values()))["curves"][0])
+    assert len(run["finished"]) == finished
+    assert [e for e, *_ in run["finished"]] == [epochs * (k + 1) for k in range(finished)]
+    assert run["asks"] == (1 + mf.DUPLICATE_STREAK_LIMIT if not fill else 2 * finished - 1)
