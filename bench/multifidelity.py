@@ -80,7 +80,9 @@ def replay(
     (enqueued, so the sampler is told it like any other), instead of counting towards the
     streak that stops a sampler which only repeats itself."""
     space = tabular.table_space()
-    unseen = _points_by_hash(space, table) if fill_repeats else {}
+    # The table's architectures as the parameters a trial would suggest, by hash.
+    points = tabular.points_by_hash() if fill_repeats else {}
+    unseen = {h: p for h, p in points.items() if h in table}
     filler = random.Random(seed)
     study = optuna.create_study(directions=DIRECTIONS, sampler=make_sampler(name, seed))
     epochs_total = len(next(iter(table.values()))["curves"][0])
@@ -130,12 +132,6 @@ def replay(
         study.tell(trial, values)
         finished.append((spent, *values))
     return {"finished": finished, "decisions": decisions, "spent": spent, "asks": len(study.trials)}
-
-
-def _points_by_hash(space: Any, table: dict[str, dict]) -> dict[str, dict[str, Any]]:
-    """Every architecture of the table as the parameters a trial would suggest, by hash."""
-    points = {space.decode(p).hash: p for p in tabular.all_points()}
-    return {h: p for h, p in points.items() if h in table}
 
 
 def hv_at(finished: list[tuple], epochs: int, ref: np.ndarray, true_hv: float) -> float:

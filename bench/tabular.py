@@ -182,6 +182,12 @@ def load_table(
     return rows
 
 
+def points_by_hash() -> dict[str, dict[str, Any]]:
+    """``all_points`` keyed by the hash of the architecture each one decodes to."""
+    space = table_space()
+    return {space.decode(p).hash: p for p in all_points()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="evaluate 2 architectures only")
@@ -191,10 +197,9 @@ def main() -> None:
     args = ap.parse_args()
     args.out = args.out or table_path(args.epochs)
     console = Console()
-    points = all_points()
-    space = table_space()
+    points = points_by_hash()
     done = set(load_table(args.out)) if args.out.is_file() else set()
-    todo = [p for p in points if space.decode(p).hash not in done]
+    todo = [h for h in points if h not in done]
     donors = timing_donors(args.epochs)
     timed = load_table(args.out, fingerprints=donors) if args.out.is_file() else {}
     lent = {h: r["latency_rel"] for h, r in timed.items()}
@@ -202,7 +207,7 @@ def main() -> None:
         todo = todo[:2]
     console.print(
         f"{len(points)} architectures in the sub-space, {len(done)} in the table; "
-        f"{sum(space.decode(p).hash in lent for p in todo)} to train keep their stored timing"
+        f"{sum(h in lent for h in todo)} to train keep their stored timing"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.is_file() and args.out.open().readline().strip() != ",".join(COLUMNS):
@@ -219,7 +224,7 @@ def main() -> None:
             writer.writeheader()
         task = progress.add_task("evaluating", total=len(todo))
         for future in as_completed(
-            [pool.submit(_evaluate, p, args.epochs, lent.get(space.decode(p).hash)) for p in todo]
+            [pool.submit(_evaluate, points[h], args.epochs, lent.get(h)) for h in todo]
         ):
             writer.writerow(future.result())
             f.flush()
