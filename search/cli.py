@@ -301,7 +301,7 @@ def _with_ci(value: float | None, ci: tuple[float, float] | None) -> str:
 
 # evaluators.data.DATASETS, spelled out: importing it here would import torch for every
 # --help (a test keeps the two equal).
-DATASET_HELP = "digits, clutter, synthetic, cifar10, cifar100, imagefolder."
+DATASET_HELP = "digits, clutter, cued, synthetic, cifar10, cifar100, imagefolder."
 
 
 @app.command()
@@ -452,9 +452,7 @@ def train(
     epochs: Annotated[
         int | None, typer.Option(help="Epochs (default: 6x the search's, at least 30).")
     ] = None,
-    dataset: Annotated[
-        str | None, typer.Option(help="digits, clutter, synthetic, cifar10, cifar100, imagefolder.")
-    ] = None,
+    dataset: Annotated[str | None, typer.Option(help=DATASET_HELP)] = None,
     data_dir: Annotated[str | None, typer.Option(help="Dataset directory.")] = None,
     seed: Annotated[int, typer.Option(help="The training seed.")] = 0,
     output: Annotated[

@@ -174,3 +174,58 @@ def test_batched_clutter_draws_exactly_the_canvases_of_the_loop():
     for size in (12, 16, 23):
         drawn = _cluttered(part, size, seed=7, copies=3)
         assert torch.equal(drawn.images, _clutter_by_loop(part, size, seed=7, copies=3))
+
+
+@pytest.mark.parametrize("size", [16, 20])
+def test_cued_draws_a_bright_and_a_dim_digit_in_separate_halves_and_a_cue_at_the_targets_level(
+    size: int,
+):
+    from evaluators.canvas import BRIGHT, CUE_SIDE, DIM, draw_cued
+
+    n, cue = 400, CUE_SIDE**2
+    # solid 8x8 "digits", the other ones greyer, so each drawn square says which it is
+    targets = torch.full((n, 1, 8, 8), 255, dtype=torch.uint8)
+    others = torch.full((n, 1, 8, 8), 200, dtype=torch.uint8)
+    other_levels = {200, round(200 * DIM / BRIGHT)}
+    canvases = draw_cued(targets, others, size, torch.Generator().manual_seed(0))
+    assert canvases.shape == (n, 1, size, size) and canvases.dtype == torch.uint8
+    half = size // 2
+    seen = set()
+    for canvas in canvases[:, 0]:
+        values, counts = canvas[canvas > 0].unique(return_counts=True)
+        ink = dict(zip(values.tolist(), counts.tolist(), strict=True))
+        # the target's square and the cue share one level; the other square has its own
+        (target_level,) = {BRIGHT, DIM} & set(ink)
+        (other_level,) = other_levels & set(ink)
+        assert ink == {target_level: 64 + cue, other_level: 64}  # nothing overlaps
+        assert (target_level == BRIGHT) == (other_level < 200)  # one bright, one dim
+        left, right = canvas[:, :half], canvas[:, half:]
+        target_left = int((left == target_level).sum()) >= 64
+        assert int((right if target_left else left).eq(other_level).sum()) == 64
+        cue_left = int((left == target_level).sum()) in (cue, 64 + cue)
+        seen.add((target_level, target_left, cue_left))
+    assert len(seen) == 8  # every level, side and cue side occurs
+
+
+def test_cued_labels_name_the_target_and_splits_draw_only_their_own_digits():
+    from evaluators.data import CLUTTER_EVAL_COPIES, CUED_COPIES, Split, _cued_split
+
+    data = load_dataset("cued", image_size=16)
+    plain = load_dataset("digits", image_size=8)  # the same split of the source digits
+    assert len(data.train) == CUED_COPIES * len(plain.train)
+    assert len(data.val) == CLUTTER_EVAL_COPIES * len(plain.val)
+    assert data.train.labels.tolist() == plain.train.labels.repeat(CUED_COPIES).tolist()
+    assert data.train.images.shape[1:] == (1, 16, 16) and not data.flip
+    assert torch.equal(load_dataset("cued", image_size=16).val.images, data.val.images)
+    # with two source digits in a split, every canvas shows both (one as the target)
+    pair = Split(plain.train.images[:2], plain.train.labels[:2])
+    canvases = _cued_split(pair, copies=50, seed=3, size=16)
+    assert canvases.labels.tolist() == pair.labels.tolist() * 50
+    assert set(canvases.images.unique().tolist()) <= (
+        {0} | set(pair.images.unique().tolist()) | {round(v * 110 / 255) for v in range(256)}
+    )
+
+
+def test_cued_needs_two_digits_side_by_side():
+    with pytest.raises(DataError, match="cued: image_size must be >= 16 .* got 12"):
+        load_dataset("cued", image_size=12)
