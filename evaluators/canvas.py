@@ -45,7 +45,8 @@ def draw_cued(
     place in either half. The label is the target's: which digit to name is told by a
     small mark elsewhere, so a network must carry the cue's brightness across the image to
     the digit it selects (feature binding by global context, what SE-style gating does; a
-    network without it sees two digits and a mark, and can only guess between them)."""
+    network without gating must build it from convolutions, which took it far longer in the
+    screens, see README)."""
     n, half = len(targets), size // 2
     target_left = torch.randint(0, 2, (n,), generator=generator).bool()
     target_bright = torch.randint(0, 2, (n,), generator=generator).bool()
