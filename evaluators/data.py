@@ -180,42 +180,26 @@ def _cluttered(split: Split, size: int, seed: int, copies: int) -> Split:
 
 
 def _drawn_from_digits(
-    name: str,
-    draw: Callable[[Split, int, int], Split],
+    r: Request,
+    draw: Callable[[Split, int, int, int], Split],
     train_copies: int,
-    split_seed: int,
-    val_fraction: float,
-    holdout_fraction: float,
+    min_size: int,
+    room: str,
 ) -> Dataset:
-    """A generated dataset: the source digits are split first, then ``draw(part, copies,
-    seed)`` makes each part's images from its own digits only, so none leaks between train,
-    val and holdout."""
+    """A generated dataset: the source digits are split first, then ``draw(part, size, seed,
+    copies)`` makes each part's images from its own digits only, so none leaks between train,
+    val and holdout. ``room`` says why a canvas needs ``min_size``."""
+    if r.image_size < min_size:
+        raise DataError(f"{r.name}: image_size must be >= {min_size} ({room}), got {r.image_size}")
     images, labels, k = _digits()
-    parts = _three_way(images, labels, split_seed, val_fraction, holdout_fraction)
+    parts = _three_way(images, labels, r.split_seed, r.val_fraction, r.holdout_fraction)
     copies = (train_copies, CLUTTER_EVAL_COPIES, CLUTTER_EVAL_COPIES)
     train, val, hold = (
-        draw(part, c, 1000 * split_seed + i)
+        draw(part, r.image_size, 1000 * r.split_seed + i, c)
         for i, (part, c) in enumerate(zip(parts, copies, strict=True))
     )
     mean, std = _stats(train.images)
-    return Dataset(name, train, val, hold, k, mean, std, flip=False)
-
-
-def _clutter(
-    image_size: int, split_seed: int, val_fraction: float, holdout_fraction: float
-) -> Dataset:
-    if image_size < CLUTTER_MIN_SIZE:
-        raise DataError(
-            f"clutter: image_size must be >= {CLUTTER_MIN_SIZE} (an 8x8 digit with room to "
-            f"move and clutter around it), got {image_size}"
-        )
-
-    def draw(part: Split, copies: int, seed: int) -> Split:
-        return _cluttered(part, image_size, seed=seed, copies=copies)
-
-    return _drawn_from_digits(
-        "clutter", draw, CLUTTER_COPIES, split_seed, val_fraction, holdout_fraction
-    )
+    return Dataset(r.name, train, val, hold, k, mean, std, flip=False)
 
 
 # Each training digit is a target 4 times, each time beside a new other digit (67 steps an
@@ -226,7 +210,7 @@ def _clutter(
 CUED_COPIES = 4
 
 
-def _cued_split(split: Split, copies: int, seed: int, size: int) -> Split:
+def _cued_split(split: Split, size: int, seed: int, copies: int) -> Split:
     """Each digit of ``split`` ``copies`` times as the target, beside a random other digit of
     the same split (no leak between train, val and holdout)."""
     g = torch.Generator().manual_seed(seed)
@@ -234,21 +218,6 @@ def _cued_split(split: Split, copies: int, seed: int, size: int) -> Split:
     others = torch.randint(0, len(split), (len(targets),), generator=g)
     images = draw_cued(split.images[targets], split.images[others], size, g)
     return Split(images, split.labels[targets])
-
-
-def _cued(
-    image_size: int, split_seed: int, val_fraction: float, holdout_fraction: float
-) -> Dataset:
-    if image_size < CUED_MIN_SIZE:
-        raise DataError(
-            f"cued: image_size must be >= {CUED_MIN_SIZE} (two 8x8 digits side by side), "
-            f"got {image_size}"
-        )
-
-    def draw(part: Split, copies: int, seed: int) -> Split:
-        return _cued_split(part, copies, seed=seed, size=image_size)
-
-    return _drawn_from_digits("cued", draw, CUED_COPIES, split_seed, val_fraction, holdout_fraction)
 
 
 def _synthetic(
@@ -357,11 +326,13 @@ def _load_digits(r: Request) -> Dataset:
 
 
 def _load_clutter(r: Request) -> Dataset:
-    return _clutter(r.image_size, r.split_seed, r.val_fraction, r.holdout_fraction)
+    room = "an 8x8 digit with room to move and clutter around it"
+    return _drawn_from_digits(r, _cluttered, CLUTTER_COPIES, CLUTTER_MIN_SIZE, room)
 
 
 def _load_cued(r: Request) -> Dataset:
-    return _cued(r.image_size, r.split_seed, r.val_fraction, r.holdout_fraction)
+    room = "two 8x8 digits side by side"
+    return _drawn_from_digits(r, _cued_split, CUED_COPIES, CUED_MIN_SIZE, room)
 
 
 def _load_synthetic(r: Request) -> Dataset:

@@ -217,13 +217,17 @@ def test_cued_labels_name_the_target_and_splits_draw_only_their_own_digits():
     assert data.train.labels.tolist() == plain.train.labels.repeat(CUED_COPIES).tolist()
     assert data.train.images.shape[1:] == (1, 16, 16) and not data.flip
     assert torch.equal(load_dataset("cued", image_size=16).val.images, data.val.images)
-    # with two source digits in a split, every canvas shows both (one as the target)
-    pair = Split(plain.train.images[:2], plain.train.labels[:2])
-    canvases = _cued_split(pair, copies=50, seed=3, size=16)
+    # with two source digits in a split (solid squares, told apart by their level), every
+    # canvas shows two of them and the cue, and nothing else
+    from evaluators.canvas import BRIGHT, CUE_SIDE, DIM
+
+    squares = torch.stack([torch.full((1, 8, 8), v, dtype=torch.uint8) for v in (255, 160)])
+    pair = Split(squares, torch.tensor([3, 7]))
+    canvases = _cued_split(pair, 16, seed=3, copies=50)
     assert canvases.labels.tolist() == pair.labels.tolist() * 50
-    assert set(canvases.images.unique().tolist()) <= (
-        {0} | set(pair.images.unique().tolist()) | {round(v * 110 / 255) for v in range(256)}
-    )
+    levels = {0} | {round(v * f) for v in (255, 160) for f in (1, DIM / BRIGHT)}
+    assert set(canvases.images.unique().tolist()) <= levels
+    assert (canvases.images > 0).sum((1, 2, 3)).tolist() == [2 * 64 + CUE_SIDE**2] * 100
 
 
 def test_cued_needs_two_digits_side_by_side():
