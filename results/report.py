@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -39,7 +40,14 @@ from results.pareto import (  # noqa: E402
     reference_point,
 )
 from results.rungs import RUNG_COLUMNS, rung_summaries, rung_table_rows  # noqa: E402
-from results.verdict import Comparison, compare_to_baselines, sentence, table_md  # noqa: E402
+from results.verdict import (  # noqa: E402
+    Comparison,
+    compare_to_baselines,
+    difference_stderr,
+    pooled_seed_std,
+    sentence,
+    table_md,
+)
 
 ACCURACY = "accuracy"
 
@@ -52,7 +60,7 @@ def front_comparisons(df: pd.DataFrame, names: list[str]) -> list[Comparison]:
     """Each distinct front point against the best baseline at equal or lower cost."""
     ok = df[df["feasible"]].drop_duplicates("arch_hash")
     cost = cost_column(ok, names)
-    return compare_to_baselines(ok[ok["is_pareto"]], ok[ok["is_baseline"]], cost)
+    return compare_to_baselines(ok[ok["is_pareto"]], ok[ok["is_baseline"]], cost, noise_from=ok)
 
 
 def pareto_figure(df: pd.DataFrame, names: list[str]) -> plt.Figure:
@@ -195,7 +203,7 @@ def report_html(
         f"<tr><td>{c.trial}</td><td>{html.escape(c.label)}</td><td>{c.cost:.4g}</td>"
         + (
             f"<td>{html.escape(str(c.baseline))} (trial {c.baseline_trial})</td>"
-            f"<td>{c.difference:+.4f}</td><td>{c.stderr:.4f}</td>"
+            f"<td>{c.difference:+.4f}</td><td>{_fmt(c.stderr)}</td>"
             f"<td>{'yes' if c.beyond_noise else 'no'}</td>"
             if c.baseline is not None
             else "<td>none as cheap</td><td>-</td><td>-</td><td>-</td>"
@@ -205,9 +213,13 @@ def report_html(
     )
     verdict = (
         f"<h2>Each front point against the papers</h2><p>{html.escape(sentence(comparisons))}</p>"
-        f"<table border=1 cellpadding=4><tr><th>trial</th><th>architecture</th><th>{cost}</th>"
-        "<th>best baseline at equal or lower cost</th><th>accuracy difference</th>"
-        f"<th>standard error</th><th>beyond 2 sigma</th></tr>{rows}</table>"
+        + (
+            f"<table border=1 cellpadding=4><tr><th>trial</th><th>architecture</th><th>{cost}</th>"
+            "<th>best baseline at equal or lower cost</th><th>accuracy difference</th>"
+            f"<th>standard error</th><th>beyond 2 sigma</th></tr>{rows}</table>"
+            if comparisons
+            else ""
+        )
     )
     papers = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{html.escape(source)}</td></tr>"
@@ -321,6 +333,24 @@ def _md(label: str) -> str:
     return f"`{label.replace(' | ', ' / ')}`"
 
 
+def _seeds(row: pd.Series) -> str:
+    n = row.get("n_seeds")
+    return "seeds unrecorded" if n is None or pd.isna(n) else f"{int(n)} seed{'s' * (int(n) != 1)}"
+
+
+def _difference(searched: pd.Series, baseline: pd.Series, study: pd.DataFrame) -> str:
+    """The accuracy difference with its standard error (seed spread pooled over the study, as
+    the verdicts take it) and whether it exceeds two of them."""
+    diff = float(searched[ACCURACY] - baseline[ACCURACY])
+    s_p = pooled_seed_std(study)
+    seeds = (searched.get("n_seeds"), baseline.get("n_seeds"))
+    if math.isnan(s_p) or s_p == 0 or any(n is None or pd.isna(n) for n in seeds):
+        return f"{diff:+.4f} (no seed spread to judge it by)"
+    se = difference_stderr(s_p, int(seeds[0]), int(seeds[1]))
+    within = "beyond" if abs(diff) > 2 * se else "within"
+    return f"{diff:+.4f} ± {se:.4f} ({within} 2 standard errors)"
+
+
 def _fmt(v: object) -> str:
     if v is None:
         return "-"
@@ -379,10 +409,11 @@ def summary_md(
         s = searched.sort_values([ACCURACY, cost], ascending=[False, True]).iloc[0]
         lines += [
             f"- best baseline: **{b['baseline']}** (trial {b['number']}): accuracy {_fmt(b[ACCURACY])} "
-            f"± {_fmt(b.get('accuracy_std', float('nan')))}, {cost} {_fmt(b[cost])}",
+            f"({_seeds(b)}), {cost} {_fmt(b[cost])}",
             f"- best searched: trial {s['number']} `{s['label']}`: accuracy {_fmt(s[ACCURACY])} "
-            f"± {_fmt(s.get('accuracy_std', float('nan')))}, {cost} {_fmt(s[cost])}",
-            f"- difference: accuracy {s[ACCURACY] - b[ACCURACY]:+.4f}, {cost} {s[cost] - b[cost]:+.4g}",
+            f"({_seeds(s)}), {cost} {_fmt(s[cost])}",
+            f"- difference: accuracy {_difference(s, b, ok.drop_duplicates('arch_hash'))}, "
+            f"{cost} {s[cost] - b[cost]:+.4g}",
         ]
     if len(base):
         lines += ["", "## The papers' uniform placements", ""]
@@ -397,14 +428,10 @@ def summary_md(
                 f"| {source} |"
             )
     comparisons = front_comparisons(df, names)
-    lines += [
-        "",
-        "## Each front point against the papers (search accuracies)",
-        "",
-        sentence(comparisons),
-        "",
-        *table_md(comparisons, cost),
-    ]
+    lines += ["", "## Each front point against the papers (search accuracies)", ""]
+    lines.append(sentence(comparisons))
+    if comparisons:
+        lines += ["", *table_md(comparisons, cost)]
     if validation:
         lines += [
             "",

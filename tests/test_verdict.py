@@ -1,5 +1,6 @@
 """Verdicts that respect noise: each front point against the best paper baseline that costs
-no more, with the standard error of the difference from both seed spreads."""
+no more, with the standard error of the difference from the seed spread pooled over the
+study."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 import pandas as pd
 import pytest
 
-from results.verdict import compare_to_baselines, sentence, table_md
+from results.verdict import compare_to_baselines, pooled_seed_std, sentence, table_md
 
 
 def _frame(rows):
@@ -37,7 +38,9 @@ def test_each_point_meets_the_best_baseline_that_costs_no_more():
     a, b, c = got[10], got[11], got[12]
     assert a.baseline == "eca" and a.baseline_trial == 2
     assert a.difference == pytest.approx(0.04)
-    assert a.stderr == pytest.approx(math.sqrt(0.01**2 / 3 + 0.02**2 / 3))
+    # pooled over all six architectures, 2 degrees of freedom each: (5 * 0.01^2 + 0.02^2) / 6
+    pooled = math.sqrt((5 * 0.01**2 + 0.02**2) / 6)
+    assert a.stderr == pytest.approx(pooled * math.sqrt(1 / 3 + 1 / 3))
     assert a.beyond_noise and not b.beyond_noise
     assert c.baseline is None and math.isnan(c.difference)
     text = sentence(list(got.values()))
@@ -56,4 +59,39 @@ def test_tied_and_untestable_verdicts():
     )
     comps = compare_to_baselines(one_seed, one_seed[one_seed["is_baseline"]], "latency_rel")
     assert math.isnan(comps[0].stderr) and not comps[0].beyond_noise
-    assert sentence(comps).startswith("One seed per architecture gives no noise estimate")
+    assert sentence(comps).startswith("No architecture has two seeds, so there is no noise")
+
+
+def test_the_seed_spread_is_pooled_by_degrees_of_freedom():
+    df = pd.DataFrame(
+        {"accuracy_std": [0.0, 0.03, 0.5], "n_seeds": [2, 4, 1]}  # one seed: no spread to pool
+    )
+    assert pooled_seed_std(df) == pytest.approx(math.sqrt((1 * 0.0 + 3 * 0.03**2) / 4))
+    assert math.isnan(pooled_seed_std(df.iloc[[2]]))
+
+
+def test_two_seeds_that_agree_exactly_do_not_make_a_difference_significant():
+    """On a small val split two seeds often score the same accuracy (std 0). Judged by their
+    own spreads, point and baseline gave a standard error of 0, so any difference was "beyond
+    noise" and the sentence divided by zero; the pooled spread judges it by the study's noise."""
+    df = _frame(
+        [
+            (0, "none", True, "none", 0.9819, 0.0020, 2, 1.0),
+            (1, "eca", True, "eca", 0.9861, 0.0000, 2, 1.2),
+            (2, "cbam", True, "cbam", 0.9749, 0.0079, 2, 2.1),
+            (13, "a", False, None, 0.9889, 0.0000, 2, 1.3),
+        ]
+    )
+    (c,) = compare_to_baselines(df, df[df["is_baseline"]], "latency_rel")
+    assert c.baseline == "eca" and c.difference == pytest.approx(0.0028)
+    assert c.stderr == pytest.approx(pooled_seed_std(df)) and c.stderr > 0.004
+    assert not c.beyond_noise
+    assert sentence([c]).startswith("No searched placement beats the best paper baseline")
+
+
+def test_a_front_of_baselines_alone_says_the_search_found_nothing_better():
+    df = _frame([*BASELINES, (10, "a", False, None, 0.85, 0.01, 3, 1.2)])  # not on the front
+    front = df[df["number"].isin([0, 1, 2])]
+    comps = compare_to_baselines(front, df[df["is_baseline"]], "latency_rel", noise_from=df)
+    assert comps == []
+    assert sentence(comps).startswith("Every front point is one of the papers' uniform placements")
