@@ -31,10 +31,16 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
-from evaluators.data import DATA_VERSION, DATASETS, Dataset, load_dataset
+from evaluators.data import DATA_VERSIONS, DATASETS, Dataset, load_dataset
 from evaluators.flops import count_flops
 from evaluators.hygiene import NodeGate
-from evaluators.latency import LatencyResult, LatencySettings, hardware_info, measure_targets
+from evaluators.latency import (
+    ESTIMATOR_VERSION,
+    LatencyResult,
+    LatencySettings,
+    hardware_info,
+    measure_targets,
+)
 from evaluators.runtimes import RuntimeUnavailable, prepare
 from evaluators.train import SeedTrainer, TrainSettings
 from evaluators.workdir import EvalDir
@@ -82,7 +88,9 @@ class EvalConfig(BaseModel):
         """Hash of what determines the numbers. ``device`` enters as configured (``auto``
         stays ``auto``), so a CPU head and a GPU worker compute the same fingerprint; the
         device that actually ran is recorded in the outcome's ``hardware``."""
-        versions = {"build": BUILD_VERSION, "data": DATA_VERSION}
+        versions = {"build": BUILD_VERSION, "data": DATA_VERSIONS[self.dataset]}
+        if ESTIMATOR_VERSION > 1:
+            versions["latency_estimator"] = ESTIMATOR_VERSION
         data = self.model_dump(mode="json", exclude={"download"}) | versions
         data["train"] = self.train.fingerprint_fields()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -59,6 +59,12 @@ from evaluators.runtimes import COMPILE_MODES, DTYPES, RUNTIMES, Prepared, prepa
 from spaces import deploy
 from spaces.errors import check_choice
 
+# How a latency is estimated from the timed passes (the pairing, the blocks, the median of pair
+# ratios, the stopping rule): bump it when that changes, so that a stored trial timed the old
+# way is re-timed instead of reused. Fingerprints carry it from version 2 on; version 1 entered
+# none, so the results stored before it existed keep their fingerprints.
+ESTIMATOR_VERSION = 1
+
 # Per-target keys that may also be given at the top of ``latency:`` as shorthand for a
 # single target (the form configs had before targets existed).
 TARGET_KEYS = ("batch_size", "dtype", "channels_last", "threads", "image_size", "compile_mode")

@@ -38,6 +38,26 @@ def test_settings_added_later_leave_stored_fingerprints_alone():
     assert len(prints | {ema.fingerprint()}) == 4
 
 
+def test_a_new_dataset_or_estimator_version_moves_only_the_fingerprints_it_concerns(monkeypatch):
+    import importlib
+
+    from evaluators.data import DATA_VERSIONS
+
+    evaluate = importlib.import_module("evaluators.evaluate")  # the package exports a function
+
+    configs = {name: EvalConfig(dataset=name) for name in ("digits", "clutter", "cued")}
+    before = {name: cfg.fingerprint() for name, cfg in configs.items()}
+    assert before["digits"] == EvalConfig().fingerprint()
+    monkeypatch.setitem(DATA_VERSIONS, "cued", DATA_VERSIONS["cued"] + 1)
+    after = {name: cfg.fingerprint() for name, cfg in configs.items()}
+    assert after["cued"] != before["cued"]
+    assert {k: v for k, v in after.items() if k != "cued"} == {
+        k: v for k, v in before.items() if k != "cued"
+    }
+    monkeypatch.setattr(evaluate, "ESTIMATOR_VERSION", 2)  # a new way of timing: re-time all
+    assert all(cfg.fingerprint() != after[name] for name, cfg in configs.items())
+
+
 def test_cosine_schedule_warms_up_then_follows_a_half_cosine_to_zero():
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     s = TrainSettings(epochs=10, warmup_fraction=0.1, schedule="cosine")
