@@ -42,8 +42,8 @@ from results.pareto import (  # noqa: E402
 from results.rungs import RUNG_COLUMNS, rung_summaries, rung_table_rows  # noqa: E402
 from results.verdict import (  # noqa: E402
     Comparison,
-    compare_to_baselines,
     difference_stderr,
+    front_comparisons,
     pooled_seed_std,
     sentence,
     table_md,
@@ -54,13 +54,6 @@ ACCURACY = "accuracy"
 
 def _directions(study: optuna.Study) -> list[str]:
     return [d.name.lower() for d in study.directions]
-
-
-def front_comparisons(df: pd.DataFrame, names: list[str]) -> list[Comparison]:
-    """Each distinct front point against the best baseline at equal or lower cost."""
-    ok = df[df["feasible"]].drop_duplicates("arch_hash")
-    cost = cost_column(ok, names)
-    return compare_to_baselines(ok[ok["is_pareto"]], ok[ok["is_baseline"]], cost, noise_from=ok)
 
 
 def pareto_figure(df: pd.DataFrame, names: list[str]) -> plt.Figure:

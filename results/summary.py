@@ -52,3 +52,15 @@ def front_table(study: optuna.Study) -> Table:
         tag = f" [dim](baseline {row['baseline']})[/]" if row["is_baseline"] else ""
         table.add_row(str(row["number"]), *(f"{row[n]:.4g}" for n in names), f"{row['label']}{tag}")
     return table
+
+
+def front_verdict(study: optuna.Study) -> str:
+    """The report's one-sentence verdict on the front against the papers' baselines, for the
+    terminal (on search accuracies; ``attnas validate`` re-checks it on the holdout split)."""
+    from results.frame import objective_names, trials_frame
+    from results.verdict import front_comparisons, sentence
+
+    df = trials_frame(study)
+    if df.empty or "is_pareto" not in df or not df["is_baseline"].any():
+        return ""
+    return sentence(front_comparisons(df, objective_names(study)))

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from results.frame import cost_column
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -94,6 +96,15 @@ def compare_to_baselines(
             )
         )
     return out
+
+
+def front_comparisons(df: pd.DataFrame, names: list[str]) -> list[Comparison]:
+    """Each distinct front point of a trials frame (``results.frame.trials_frame``) against
+    the best baseline at equal or lower cost, the noise pooled over every feasible
+    architecture."""
+    ok = df[df["feasible"]].drop_duplicates("arch_hash")
+    cost = cost_column(ok, names)
+    return compare_to_baselines(ok[ok["is_pareto"]], ok[ok["is_baseline"]], cost, noise_from=ok)
 
 
 def sentence(comparisons: list[Comparison]) -> str:

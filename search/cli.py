@@ -14,13 +14,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 # Plain click help (rich_markup_mode=None): rich's panels show flags as taking a "<bool>"
@@ -88,22 +81,26 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _counter(what: str) -> Progress:
-    """A progress bar counting ``what`` (epochs, runs, architectures) for one-off commands."""
-    return Progress(
-        TextColumn(f"[bold]{what}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-    )
+def _counter(what: str) -> Any:
+    from search.display import counter
+
+    return counter(console, what)
 
 
 def _run_overrides(set_: list[str] | None, **options: Any) -> list[str]:
     """``--set`` items, then the dedicated options that were given, as config overrides (a
     given 0 included: ``--n-trials 0`` must reach the config's check, not vanish)."""
     return list(set_ or []) + [f"{k}={v}" for k, v in options.items() if v is not None]
+
+
+def _print_verdict(study: Any) -> None:
+    from results.summary import front_verdict
+
+    verdict = front_verdict(study)
+    if verdict:
+        console.print(
+            f"against the papers (search accuracies; attnas validate re-checks): {verdict}"
+        )
 
 
 def _run(cfg: Any, *, resume: bool = False) -> None:
@@ -128,6 +125,7 @@ def _run(cfg: Any, *, resume: bool = False) -> None:
     if outcome.moved_aside:
         console.print(f"an earlier study's files in the folder were moved to {outcome.moved_aside}")
     console.print(front_table(outcome.study))
+    _print_verdict(outcome.study)
     console.print(
         f"{outcome.completed}/{outcome.target} architectures evaluated "
         f"({outcome.told_this_run} trials told this run, {outcome.failed_this_run} failed; "
@@ -211,6 +209,7 @@ def status(study_dir: Annotated[Path, typer.Argument(help="The study folder.")])
         + f" (target {target} architectures)"
     )
     console.print(front_table(study))
+    _print_verdict(study)
     rungs = rung_summaries(study)
     if rungs:
         table = Table(title="successive halving")

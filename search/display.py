@@ -3,12 +3,14 @@
 In a terminal one display is redrawn in place: progress with the count and an ETA, the trials
 running now with their epoch and last accuracy, the last trials finished, and the failures with
 their reason. Outside one (CI logs, ``nohup``, a pipe) every event is one plain line, never
-wrapped, so a log can be read and grepped afterwards.
+wrapped, so a log can be read and grepped afterwards. The one-off commands (evaluate, train,
+validate, fidelity) count their steps the same way (``counter``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -139,3 +141,60 @@ def search_display(console: Console, total: int) -> Iterator[Callable[[SearchEve
             live.update(Group(*view.renderables(progress)))
 
         yield show
+
+
+class PlainCounter:
+    """The part of rich's ``Progress`` the one-off commands use, as one plain line per step
+    (``[3/32] runs 41 s: short se@post | ...``): outside a terminal rich draws a progress bar
+    only when it stops, so a 15-minute ``attnas fidelity`` under ``nohup`` said nothing."""
+
+    def __init__(self, console: Console, what: str) -> None:
+        self.console, self.what = console, what
+        self.completed: int = 0
+        self.total: float | None = None
+        self.started = time.monotonic()
+
+    def __enter__(self) -> PlainCounter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> int:
+        self.total = total
+        return 0
+
+    def update(
+        self,
+        task: int,
+        *,
+        completed: float | None = None,
+        total: float | None = None,
+        advance: float | None = None,
+        description: str | None = None,
+    ) -> None:
+        self.total = total if total is not None else self.total
+        step = completed if completed is not None else self.completed + (advance or 0)
+        if int(step) == self.completed:
+            return  # a description alone changed: one line per step is enough
+        self.completed = int(step)
+        of = f"/{int(self.total)}" if self.total is not None else ""
+        line = f"[{self.completed}{of}] {self.what} {time.monotonic() - self.started:.0f} s"
+        if description:
+            line += f": {description}"
+        self.console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
+def counter(console: Console, what: str) -> Progress | PlainCounter:
+    """A progress bar counting ``what`` (epochs, runs, architectures) in a terminal; one plain
+    line per step elsewhere."""
+    if not console.is_terminal:
+        return PlainCounter(console, what)
+    return Progress(
+        TextColumn(f"[bold]{what}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+    )

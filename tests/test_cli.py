@@ -217,6 +217,7 @@ def test_evaluate_prints_metrics(tmp_path):
     counted = count_flops(build_model(arch), (1, 1, 8, 8))
     assert rows["params"] == f"{counted.params:,}" and rows["flops"] == f"{counted.flops:,}"
     assert rows["status"] == "ok"
+    assert re.search(r"^\[1/1\] epochs \d+ s: accuracy 0\.\d{3}", result.output, re.M)  # not a tty
     accuracy, std = (float(x) for x in re.findall(r"\d\.\d{4}", rows["accuracy"])[:2])
     assert 0 <= accuracy <= 1 and std == 0 and "(1 seeds)" in rows["accuracy"]
     ratio, lo, hi = (float(x) for x in re.findall(r"\d+\.\d+", rows["latency_rel"]))

@@ -11,7 +11,7 @@ import warnings
 import optuna
 from rich.console import Console
 
-from search.display import SearchView, search_display
+from search.display import PlainCounter, SearchView, counter, search_display
 from search.events import SearchEvent
 from search.logfiles import logs_to_file
 from tests.test_dispatch import _finish, _run
@@ -128,3 +128,21 @@ def test_in_a_terminal_one_live_display_shows_progress_running_finished_and_fail
     assert "eca@pre" in frame and "2/5" in frame and "0.8125" in frame  # running, its epoch
     assert "se@post" in frame and "accuracy 0.9" in frame  # last finished
     assert "FAIL #2 ca@mid: worker crashed" in frame
+
+
+def test_one_off_commands_count_in_plain_lines_outside_a_terminal():
+    """Outside a terminal rich draws a progress bar only when it stops; a step a line instead,
+    and a description change within a step prints nothing more."""
+    out = io.StringIO()
+    console = Console(file=out, width=40, force_terminal=False)
+    with counter(console, "runs") as progress:
+        assert isinstance(progress, PlainCounter)
+        task = progress.add_task("", total=None)
+        progress.update(task, completed=1, total=3, description="short se@post | " * 5)
+        progress.update(task, completed=1, description="latency")  # same step
+        progress.update(task, advance=1)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("[1/3] runs ") and len(lines[0]) > 40
+    assert lines[0].endswith(": " + "short se@post | " * 5)  # one line, never wrapped
+    assert lines[1].startswith("[2/3] runs ")
+    assert not isinstance(counter(Console(force_terminal=True), "runs"), PlainCounter)

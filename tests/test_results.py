@@ -313,6 +313,8 @@ def test_train_runs_as_one_task_on_a_ray_cluster(small_study, ray_cluster, tmp_p
 def test_status_shows_the_target_of_the_latest_launch(small_study):
     status = runner.invoke(app, ["status", str(small_study.study_dir)])
     assert status.exit_code == 0 and "(target 6 architectures)" in status.output
+    # the report's verdict on the front against the papers' baselines, in one line
+    assert "against the papers (search accuracies" in status.output
     # a launch with another budget (here one already met: nothing is trained) is the target now
     resumed = runner.invoke(app, ["resume", str(small_study.study_dir), "--n-trials", "5"])
     assert resumed.exit_code == 0, resumed.output
