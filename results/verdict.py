@@ -120,7 +120,10 @@ def sentence(comparisons: list[Comparison]) -> str:
             "No searched front point has a uniform baseline at equal or lower cost to compare with."
         )
     if all(math.isnan(c.stderr) for c in judged):
-        return "No architecture has two seeds, so there is no noise estimate: nothing can be called better."
+        return (
+            "The seeds give no spread to judge by (one seed each, or every seed scored the "
+            "same): nothing can be called better."
+        )
     better = [c for c in judged if c.beyond_noise and c.difference > 0]
     if better:
         best = max(better, key=lambda c: c.difference / c.stderr)

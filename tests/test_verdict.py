@@ -59,7 +59,12 @@ def test_tied_and_untestable_verdicts():
     )
     comps = compare_to_baselines(one_seed, one_seed[one_seed["is_baseline"]], "latency_rel")
     assert math.isnan(comps[0].stderr) and not comps[0].beyond_noise
-    assert sentence(comps).startswith("No architecture has two seeds, so there is no noise")
+    assert sentence(comps).startswith("The seeds give no spread to judge by")
+    agreed = _frame(
+        [(0, "none", True, "none", 0.90, 0.0, 2, 1.0), (10, "a", False, None, 0.99, 0.0, 2, 1.2)]
+    )  # two seeds each that scored the same: below what the split resolves, not zero noise
+    comps = compare_to_baselines(agreed, agreed[agreed["is_baseline"]], "latency_rel")
+    assert math.isnan(comps[0].stderr) and not comps[0].beyond_noise
 
 
 def test_the_seed_spread_is_pooled_by_degrees_of_freedom():
