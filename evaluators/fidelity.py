@@ -18,15 +18,18 @@ and ``bench/fidelity.py``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
 import multiprocessing
 import random
+import signal
 import statistics
+import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,11 +225,41 @@ def run_plan(
     # Spawned, not forked: a fork of a process whose threads (Ray's, torch's pool) hold locks
     # can deadlock in the child, as it did under the test suite.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_train_one, job) for job in todo]
-        for k, fut in enumerate(as_completed(futures), 1):
-            record(k, fut.result())
+    before = set(multiprocessing.active_children())
+    with _sigterm_raises():
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        try:
+            futures = [pool.submit(_train_one, job) for job in todo]
+            for k, fut in enumerate(as_completed(futures), 1):
+                record(k, fut.result())
+        except BaseException:
+            # stopped (SIGTERM, Ctrl-C, a failed run): the workers must not train on as
+            # orphans; every run finished so far is in the store already
+            pool.shutdown(wait=False, cancel_futures=True)
+            for worker in set(multiprocessing.active_children()) - before:
+                worker.terminate()
+            raise
+        pool.shutdown()
     return done
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM ends the process through ``SystemExit`` while the pool runs, so that its workers
+    are stopped too: by the default action the parent died alone, and each worker trained on
+    to the end of its run (minutes on ``cued``), unseen. Only the main thread can set it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def trained_on(

@@ -161,6 +161,62 @@ def _rows(long: list[list[float]], short: list[list[float]] | None = None) -> li
     ]
 
 
+def _children(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_fidelity_run_stopped_by_sigterm_stops_its_workers(tmp_path):
+    """``kill PID`` of a fidelity run (under nohup, the usual way) used to kill the parent
+    alone: each spawned worker trained on to the end of its run, unseen."""
+    import signal
+    import time
+
+    cmd = [sys.executable, str(ROOT / "bench" / "fidelity.py"), "--archs", "2", "--seeds", "1"]
+    cmd += ["--workers", "2", "--store", str(tmp_path / "runs.jsonl"), "--out", str(tmp_path / "f")]
+    cmd += ["--set", "eval.dataset=cued"]  # 16 px: a run takes a minute or more, far longer
+    # than this test waits for the workers to go
+    parent = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workers: list[int] = []
+    for _ in range(240):  # the two workers spawn once the data is ready
+        time.sleep(0.5)
+        workers = [w for w in _children(parent.pid) if "spawn_main" in _cmdline(w)]
+        if len(workers) == 2 or parent.poll() is not None:
+            break
+    assert len(workers) == 2, parent.stderr.read().decode() if parent.poll() is not None else ""
+    time.sleep(3)  # training now
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=60) == 128 + signal.SIGTERM
+    for _ in range(60):
+        if not any(_alive(w) for w in workers):
+            break
+        time.sleep(0.5)
+    assert not any(_alive(w) for w in workers)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def test_noise_ceiling_tells_a_task_that_separates_from_one_that_does_not():
     from evaluators.fidelity import noise_ceiling, summary
 
