@@ -337,7 +337,7 @@ def _difference(searched: pd.Series, baseline: pd.Series, study: pd.DataFrame) -
     diff = float(searched[ACCURACY] - baseline[ACCURACY])
     s_p = pooled_seed_std(study)
     seeds = (searched.get("n_seeds"), baseline.get("n_seeds"))
-    if math.isnan(s_p) or s_p == 0 or any(n is None or pd.isna(n) for n in seeds):
+    if math.isnan(s_p) or any(n is None or pd.isna(n) for n in seeds):
         return f"{diff:+.4f} (no seed spread to judge it by)"
     se = difference_stderr(s_p, int(seeds[0]), int(seeds[1]))
     within = "beyond" if abs(diff) > 2 * se else "within"

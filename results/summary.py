@@ -34,9 +34,13 @@ def recent_failures(study: optuna.Study, last: int = 5) -> list[tuple[int, str]]
     return out
 
 
-def front_table(study: optuna.Study) -> Table:
-    """The feasible non-dominated trials, sorted by the first objective."""
+def front_view(study: optuna.Study) -> tuple[Table, str]:
+    """The feasible non-dominated trials as a table sorted by the first objective, and the
+    report's one-sentence verdict on them against the papers' baselines ("" without
+    baselines; on search accuracies, ``attnas validate`` re-checks it on the holdout split).
+    One trials frame serves both: it reads every trial's record from storage."""
     from results.frame import objective_names, trials_frame
+    from results.verdict import front_comparisons, sentence
 
     df = trials_frame(study)
     names = objective_names(study)
@@ -46,21 +50,10 @@ def front_table(study: optuna.Study) -> Table:
         table.add_column(n, justify="right")
     table.add_column("architecture (per stage)")
     if df.empty or "is_pareto" not in df:
-        return table
+        return table, ""
     front = df[df["is_pareto"]].drop_duplicates("arch_hash")  # a cached repeat is one network
     for _, row in front.sort_values(names[0]).iterrows():
         tag = f" [dim](baseline {row['baseline']})[/]" if row["is_baseline"] else ""
         table.add_row(str(row["number"]), *(f"{row[n]:.4g}" for n in names), f"{row['label']}{tag}")
-    return table
-
-
-def front_verdict(study: optuna.Study) -> str:
-    """The report's one-sentence verdict on the front against the papers' baselines, for the
-    terminal (on search accuracies; ``attnas validate`` re-checks it on the holdout split)."""
-    from results.frame import objective_names, trials_frame
-    from results.verdict import front_comparisons, sentence
-
-    df = trials_frame(study)
-    if df.empty or "is_pareto" not in df or not df["is_baseline"].any():
-        return ""
-    return sentence(front_comparisons(df, objective_names(study)))
+    verdict = sentence(front_comparisons(df, names)) if df["is_baseline"].any() else ""
+    return table, verdict

@@ -42,11 +42,14 @@ class Comparison:
 
 def pooled_seed_std(frame: pd.DataFrame, std: str = "accuracy_std", n: str = "n_seeds") -> float:
     """The seed standard deviation pooled over ``frame``'s rows (one per architecture):
-    ``sqrt(sum((n_i - 1) s_i^2) / sum(n_i - 1))``; NaN when no row has two seeds."""
+    ``sqrt(sum((n_i - 1) s_i^2) / sum(n_i - 1))``; NaN when there is no spread to judge by:
+    no row has two seeds, or every seed agreed everywhere (below what the split can
+    resolve, not zero noise)."""
     dof = (frame[n].astype(float) - 1).clip(lower=0)
     if dof.sum() == 0:
         return float("nan")
-    return math.sqrt(float((dof * frame[std].astype(float) ** 2).sum() / dof.sum()))
+    pooled = math.sqrt(float((dof * frame[std].astype(float) ** 2).sum() / dof.sum()))
+    return pooled if pooled > 0 else float("nan")
 
 
 def difference_stderr(pooled_std: float, n_a: int, n_b: int) -> float:
@@ -68,8 +71,6 @@ def compare_to_baselines(
     ``points`` and ``baselines`` together when not given)."""
     pool = pd.concat([points, baselines]) if noise_from is None else noise_from
     s_p = pooled_seed_std(pool.drop_duplicates("number"), std, n)
-    if s_p == 0:  # every seed agreed everywhere: below what the split can resolve, not zero
-        s_p = float("nan")
     out = []
     for _, p in points.iterrows():
         if p.get("is_baseline"):

@@ -93,10 +93,11 @@ def _run_overrides(set_: list[str] | None, **options: Any) -> list[str]:
     return list(set_ or []) + [f"{k}={v}" for k, v in options.items() if v is not None]
 
 
-def _print_verdict(study: Any) -> None:
-    from results.summary import front_verdict
+def _print_front(study: Any) -> None:
+    from results.summary import front_view
 
-    verdict = front_verdict(study)
+    table, verdict = front_view(study)
+    console.print(table)
     if verdict:
         console.print(
             f"against the papers (search accuracies; attnas validate re-checks): {verdict}"
@@ -105,7 +106,6 @@ def _print_verdict(study: Any) -> None:
 
 def _run(cfg: Any, *, resume: bool = False) -> None:
     from evaluators.data import check_data_dir
-    from results.summary import front_table
     from search.display import search_display
     from search.driver import check_ray_address, run_search
     from search.paths import StudyPaths
@@ -124,8 +124,7 @@ def _run(cfg: Any, *, resume: bool = False) -> None:
         outcome = run_search(cfg, resume=resume, on_event=on_event)
     if outcome.moved_aside:
         console.print(f"an earlier study's files in the folder were moved to {outcome.moved_aside}")
-    console.print(front_table(outcome.study))
-    _print_verdict(outcome.study)
+    _print_front(outcome.study)
     console.print(
         f"{outcome.completed}/{outcome.target} architectures evaluated "
         f"({outcome.told_this_run} trials told this run, {outcome.failed_this_run} failed; "
@@ -195,7 +194,7 @@ def resume(
 def status(study_dir: Annotated[Path, typer.Argument(help="The study folder.")]) -> None:
     """Trials by state, the best so far, the current Pareto front."""
     from results.rungs import RUNG_COLUMNS, rung_summaries, rung_table_rows
-    from results.summary import front_table, recent_failures, state_counts
+    from results.summary import recent_failures, state_counts
     from search.configio import load_study_config
     from search.study import TARGET_ATTR, open_study
 
@@ -208,8 +207,7 @@ def status(study_dir: Annotated[Path, typer.Argument(help="The study folder.")])
         + ", ".join(f"{k} {v}" for k, v in counts.items())
         + f" (target {target} architectures)"
     )
-    console.print(front_table(study))
-    _print_verdict(study)
+    _print_front(study)
     rungs = rung_summaries(study)
     if rungs:
         table = Table(title="successive halving")

@@ -73,6 +73,7 @@ def test_the_seed_spread_is_pooled_by_degrees_of_freedom():
     )
     assert pooled_seed_std(df) == pytest.approx(math.sqrt((1 * 0.0 + 3 * 0.03**2) / 4))
     assert math.isnan(pooled_seed_std(df.iloc[[2]]))
+    assert math.isnan(pooled_seed_std(df.iloc[[0, 2]]))  # two seeds that agreed: no spread
 
 
 def test_two_seeds_that_agree_exactly_do_not_make_a_difference_significant():
