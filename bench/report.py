@@ -375,9 +375,11 @@ def fidelity(r: dict[str, Any]) -> str:
 def _recipes(main: dict[str, Any]) -> list[str]:
     """Candidate short recipes scored against the same stored long runs, side by side."""
     found = [main] + [
-        json.loads(p.read_text()) for p in sorted((ROOT / "results").glob("fidelity_recipe_*.json"))
+        json.loads(p.read_text())
+        for p in sorted((ROOT / "results").glob("fidelity*_recipe_*.json"))
     ]
-    found = [r for r in found if not r.get("quick")]
+    # A recipe is scored against its own task's long runs, so only those sit in one table.
+    found = [r for r in found if not r.get("quick") and r["dataset"] == main["dataset"]]
     if len(found) < 2:
         return []
     from evaluators.train import ADDED_LATER
@@ -1216,6 +1218,11 @@ SECTIONS = {
     "samplers": ("Sampler efficiency and cost", samplers, "bench/tabular.py, bench/samplers.py"),
     "measurement": ("Measurement quality", measurement, "bench/measurement.py"),
     "fidelity": ("Short-schedule fidelity", fidelity, "bench/fidelity.py"),
+    "fidelity_digits16": (
+        "Short-schedule fidelity on the quickstart's own task",
+        fidelity,
+        "bench/fidelity.py (configs/quickstart.yaml as it stands: digits, 16 px)",
+    ),
     "multifidelity": ("Successive halving", multifidelity, "bench/multifidelity.py"),
     "live_halving": ("Successive halving, live", live_halving, "bench/live_halving.py"),
     "scale": ("Driver throughput at cluster scale", scale, "bench/scale.py"),

@@ -201,6 +201,24 @@ def test_fidelity_section_says_whether_the_long_recipe_settles_its_ranking_by_th
     assert "How early the long recipe" not in report.fidelity(older)  # stored before the field
 
 
+def test_each_task_keeps_its_own_fidelity_result_and_compares_only_its_own_recipes():
+    """A fidelity run on the quickstart's task once wrote over the headline task's result;
+    and a short recipe is scored against its own task's long runs, so it may not sit in
+    another task's table."""
+    report = _report_module()
+    import fidelity
+
+    assert fidelity.result_name("clutter16", None) == "fidelity"
+    assert fidelity.result_name("clutter16", "b32") == "fidelity_recipe_b32"  # as stored
+    assert fidelity.result_name("digits16", None) == "fidelity_digits16"
+    assert fidelity.result_name("digits16", "b32") == "fidelity_digits16_recipe_b32"
+    stored = json.loads((ROOT / "bench" / "results" / "fidelity.json").read_text())
+    assert "| b32 | batch_size=32 |" in report.fidelity(stored)
+    other_task = stored | {"dataset": "digits16"}
+    text = report.fidelity(other_task)
+    assert "on `digits16`" in text and "Short recipes compared" not in text
+
+
 def test_scale_rerun_of_one_storage_keeps_the_others_dated():
     """Rerunning one configuration (each takes 10-40 minutes at 2,000 trials) keeps the rows
     of the others from an earlier run with the same settings, and the report dates each."""
