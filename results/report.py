@@ -42,7 +42,7 @@ from results.pareto import (  # noqa: E402
 from results.rungs import RUNG_COLUMNS, rung_summaries, rung_table_rows  # noqa: E402
 from results.verdict import (  # noqa: E402
     Comparison,
-    difference_stderr,
+    compare,
     front_comparisons,
     pooled_seed_std,
     sentence,
@@ -331,17 +331,13 @@ def _seeds(row: pd.Series) -> str:
     return "seeds unrecorded" if n is None or pd.isna(n) else f"{int(n)} seed{'s' * (int(n) != 1)}"
 
 
-def _difference(searched: pd.Series, baseline: pd.Series, study: pd.DataFrame) -> str:
-    """The accuracy difference with its standard error (seed spread pooled over the study, as
-    the verdicts take it) and whether it exceeds two of them."""
-    diff = float(searched[ACCURACY] - baseline[ACCURACY])
-    s_p = pooled_seed_std(study)
-    seeds = (searched.get("n_seeds"), baseline.get("n_seeds"))
-    if math.isnan(s_p) or any(n is None or pd.isna(n) for n in seeds):
-        return f"{diff:+.4f} (no seed spread to judge it by)"
-    se = difference_stderr(s_p, int(seeds[0]), int(seeds[1]))
-    within = "beyond" if abs(diff) > 2 * se else "within"
-    return f"{diff:+.4f} ± {se:.4f} ({within} 2 standard errors)"
+def _difference(c: Comparison) -> str:
+    """The accuracy difference with its standard error and whether it exceeds two of them
+    (``Comparison.beyond_noise``, the verdicts' one rule)."""
+    if math.isnan(c.stderr):
+        return f"{c.difference:+.4f} (no seed spread to judge it by)"
+    within = "beyond" if c.beyond_noise else "within"
+    return f"{c.difference:+.4f} ± {c.stderr:.4f} ({within} 2 standard errors)"
 
 
 def _fmt(v: object) -> str:
@@ -400,12 +396,13 @@ def summary_md(
     if len(base) and len(searched):
         b = base.sort_values([ACCURACY, cost], ascending=[False, True]).iloc[0]
         s = searched.sort_values([ACCURACY, cost], ascending=[False, True]).iloc[0]
+        s_p = pooled_seed_std(ok.drop_duplicates("arch_hash"))
         lines += [
             f"- best baseline: **{b['baseline']}** (trial {b['number']}): accuracy {_fmt(b[ACCURACY])} "
             f"({_seeds(b)}), {cost} {_fmt(b[cost])}",
             f"- best searched: trial {s['number']} `{s['label']}`: accuracy {_fmt(s[ACCURACY])} "
             f"({_seeds(s)}), {cost} {_fmt(s[cost])}",
-            f"- difference: accuracy {_difference(s, b, ok.drop_duplicates('arch_hash'))}, "
+            f"- difference: accuracy {_difference(compare(s, b, s_p, cost))}, "
             f"{cost} {s[cost] - b[cost]:+.4g}",
         ]
     if len(base):

@@ -84,19 +84,32 @@ def compare_to_baselines(
             )
             continue
         b = cheaper.sort_values([accuracy, cost], ascending=[False, True]).iloc[0]
-        out.append(
-            Comparison(
-                trial=int(p["number"]),
-                label=p["label"],
-                baseline=b["baseline"],
-                baseline_trial=int(b["number"]),
-                difference=float(p[accuracy] - b[accuracy]),
-                stderr=difference_stderr(s_p, int(p[n]), int(b[n])),
-                cost=float(p[cost]),
-                baseline_cost=float(b[cost]),
-            )
-        )
+        out.append(compare(p, b, s_p, cost, accuracy, n))
     return out
+
+
+def compare(
+    point: pd.Series,
+    baseline: pd.Series,
+    pooled_std: float,
+    cost: str,
+    accuracy: str = "accuracy",
+    n: str = "n_seeds",
+) -> Comparison:
+    """One trial against one baseline; the standard error is NaN (untested) when either
+    lacks a seed count, as trials stored before it was recorded do."""
+    seeds = (point.get(n), baseline.get(n))
+    missing = any(k is None or pd.isna(k) for k in seeds)
+    return Comparison(
+        trial=int(point["number"]),
+        label=point["label"],
+        baseline=baseline["baseline"],
+        baseline_trial=int(baseline["number"]),
+        difference=float(point[accuracy] - baseline[accuracy]),
+        stderr=math.nan if missing else difference_stderr(pooled_std, *map(int, seeds)),
+        cost=float(point[cost]),
+        baseline_cost=float(baseline[cost]),
+    )
 
 
 def front_comparisons(df: pd.DataFrame, names: list[str]) -> list[Comparison]:

@@ -101,3 +101,21 @@ def test_a_front_of_baselines_alone_says_the_search_found_nothing_better():
     comps = compare_to_baselines(front, df[df["is_baseline"]], "latency_rel", noise_from=df)
     assert comps == []
     assert sentence(comps).startswith("Every front point is one of the papers' uniform placements")
+
+
+def test_the_reports_best_searched_line_judges_by_the_verdicts_rule():
+    """The summary's best-searched line once tested "beyond 2 standard errors" itself; it now
+    formats one ``Comparison``, and a trial stored without a seed count is untested."""
+    from results.report import _difference
+    from results.verdict import compare
+
+    df = _frame([*BASELINES, (10, "a", False, None, 0.95, 0.010, 2, 1.2)])
+    point, eca = df.iloc[3], df.iloc[2]
+    c = compare(point, eca, 0.01, "latency_rel")
+    assert c.stderr == pytest.approx(0.01 * math.sqrt(1 / 2 + 1 / 3))  # 0.0091
+    assert _difference(c) == "+0.0400 ± 0.0091 (beyond 2 standard errors)"
+    close = compare(point, eca, 0.03, "latency_rel")  # 2 x 0.0274 > 0.04
+    assert _difference(close) == "+0.0400 ± 0.0274 (within 2 standard errors)"
+    unknown = compare(point.drop("n_seeds"), eca, 0.01, "latency_rel")
+    assert _difference(unknown) == "+0.0400 (no seed spread to judge it by)"
+    assert not unknown.beyond_noise
