@@ -743,23 +743,8 @@ def fidelity(
     for label, short, long, _ in ranking(rows):
         table.add_row(label, f"{short:.4f}", f"{long:.4f}")
     console.print(table)
-    tau = figures["kendall_tau"]
     console.print(summary(figures))
-    if figures["long_separation_p"] >= 0.05:
-        console.print(
-            "[yellow]the long schedule does not tell these architectures apart beyond seed "
-            "noise:[/] more seeds, a larger validation split or a harder task will help; a "
-            "different short schedule cannot"
-        )
-    else:
-        console.print(
-            "the short schedule ranks these architectures much as the long one does"
-            if tau >= 0.6
-            else "[yellow]the short schedule ranks these architectures unlike the long one:[/] "
-            + _fidelity_advice(
-                tau, figures["tau_ceiling"], len(rows), figures.get("settling_gap_ci")
-            )
-        )
+    console.print(_fidelity_verdict(figures, len(rows)))
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / "fidelity.json"
     result = {**figures, "short_epochs": cfg.eval.train.epochs, "seeds": plan.seeds}
@@ -767,6 +752,24 @@ def fidelity(
     result["architectures"] = rows
     out.write_text(json.dumps(result, indent=2))
     console.print(f"wrote {out}")
+
+
+def _fidelity_verdict(figures: dict, architectures: int) -> str:
+    """The closing line of ``attnas fidelity``: whether the long schedule separates the
+    sample at all, then whether the short one ranks it alike, and what to change."""
+    tau = figures["kendall_tau"]
+    if figures["long_separation_p"] >= 0.05:
+        return (
+            "[yellow]the long schedule does not tell these architectures apart beyond seed "
+            "noise:[/] more seeds, a larger validation split or a harder task will help; a "
+            "different short schedule cannot. Until then their accuracies are tied as far "
+            "as this task can tell, and only cost separates them"
+        )
+    if tau >= 0.6:
+        return "the short schedule ranks these architectures much as the long one does"
+    return "[yellow]the short schedule ranks these architectures unlike the long one:[/] " + (
+        _fidelity_advice(tau, figures["tau_ceiling"], architectures, figures.get("settling_gap_ci"))
+    )
 
 
 def _fidelity_advice(

@@ -313,6 +313,20 @@ def test_fidelity_advice_tells_a_biased_short_schedule_from_a_noisy_one():
     assert "change its recipe" in _fidelity_advice(0.09, 0.46, 30, [-0.05, 0.3])
 
 
+def test_fidelity_verdict_asks_first_whether_the_long_schedule_separates_anything():
+    """A sample the long schedule cannot tell apart has no ranking for a short one to match:
+    the verdict says so (and that only cost separates them) before any advice on the recipe."""
+    from search.cli import _fidelity_verdict
+
+    clutter = {"kendall_tau": 0.088, "tau_ceiling": 0.46, "long_separation_p": 7e-5}
+    assert "unlike the long one" in _fidelity_verdict(clutter, 30)
+    assert "change its recipe" in _fidelity_verdict(clutter, 30)
+    tied = clutter | {"kendall_tau": 0.7, "long_separation_p": 0.4}  # tau no matter
+    text = _fidelity_verdict(tied, 30)
+    assert "does not tell these architectures apart" in text and "only cost" in text
+    assert "much as the long one" in _fidelity_verdict(clutter | {"kendall_tau": 0.65}, 30)
+
+
 def test_evaluate_help_lists_every_dataset():
     from evaluators.data import DATASETS
     from search.cli import DATASET_HELP
