@@ -528,14 +528,19 @@ def _ceiling(r: dict) -> list[str]:
         from evaluators.fidelity import gap_is_bias
 
         n = len(r["seeds"])
-        gap = (
-            "more than two standard errors below it, so the short schedule ranks by something "
-            "other than what the long one rewards (bias, not noise): more seeds would not "
-            "close that gap"
-            if gap_is_bias(r["kendall_tau"], r["tau_ceiling"], len(r["architectures"]))
-            else "within two standard errors of it: the gap is what seed noise leaves, and "
-            "more seeds close it"
-        )
+        if p >= 0.05:  # no ranking to match: neither bias nor a gap that seeds would close
+            gap = "no ranking to match, as the long schedule separates nothing here"
+        elif gap_is_bias(r["kendall_tau"], r["tau_ceiling"], len(r["architectures"])):
+            gap = (
+                "more than two standard errors below it, so the short schedule ranks by "
+                "something other than what the long one rewards (bias, not noise): more seeds "
+                "would not close that gap"
+            )
+        else:
+            gap = (
+                "within two standard errors of it: the gap is what seed noise leaves, and more "
+                "seeds close it"
+            )
         lines += [
             f"What these seeds allow (each seed agreement turned into the reliability of a "
             f"{n}-seed mean, Spearman's correction for attenuation, Greiner's relation between "
