@@ -46,6 +46,7 @@ from results.verdict import (  # noqa: E402
     front_comparisons,
     pooled_seed_std,
     sentence,
+    study_separation,
     table_md,
 )
 
@@ -204,8 +205,10 @@ def report_html(
         + "</tr>"
         for c in comparisons
     )
+    separated = study_separation(df).sentence()
     verdict = (
-        f"<h2>Each front point against the papers</h2><p>{html.escape(sentence(comparisons))}</p>"
+        "<h2>Each front point against the papers</h2>"
+        + "".join(f"<p>{html.escape(t)}</p>" for t in (separated, sentence(comparisons)) if t)
         + (
             f"<table border=1 cellpadding=4><tr><th>trial</th><th>architecture</th><th>{cost}</th>"
             "<th>best baseline at equal or lower cost</th><th>accuracy difference</th>"
@@ -419,6 +422,8 @@ def summary_md(
             )
     comparisons = front_comparisons(df, names)
     lines += ["", "## Each front point against the papers (search accuracies)", ""]
+    if separated := study_separation(df).sentence():
+        lines += [separated, ""]
     lines.append(sentence(comparisons))
     if comparisons:
         lines += ["", *table_md(comparisons, cost)]

@@ -34,13 +34,15 @@ def recent_failures(study: optuna.Study, last: int = 5) -> list[tuple[int, str]]
     return out
 
 
-def front_view(study: optuna.Study) -> tuple[Table, str]:
-    """The feasible non-dominated trials as a table sorted by the first objective, and the
-    report's one-sentence verdict on them against the papers' baselines ("" without
-    baselines; on search accuracies, ``attnas validate`` re-checks it on the holdout split).
-    One trials frame serves both: it reads every trial's record from storage."""
+def front_view(study: optuna.Study) -> tuple[Table, str, str]:
+    """The feasible non-dominated trials as a table sorted by the first objective; whether
+    the study's accuracies separate its architectures beyond seed noise at all
+    (``results.verdict.separation``; "" when untestable); and the report's one-sentence
+    verdict on the front against the papers' baselines ("" without baselines; on search
+    accuracies, ``attnas validate`` re-checks it on the holdout split). One trials frame
+    serves all three: it reads every trial's record from storage."""
     from results.frame import objective_names, trials_frame
-    from results.verdict import front_comparisons, sentence
+    from results.verdict import front_comparisons, sentence, study_separation
 
     df = trials_frame(study)
     names = objective_names(study)
@@ -50,10 +52,10 @@ def front_view(study: optuna.Study) -> tuple[Table, str]:
         table.add_column(n, justify="right")
     table.add_column("architecture (per stage)")
     if df.empty or "is_pareto" not in df:
-        return table, ""
+        return table, "", ""
     front = df[df["is_pareto"]].drop_duplicates("arch_hash")  # a cached repeat is one network
     for _, row in front.sort_values(names[0]).iterrows():
         tag = f" [dim](baseline {row['baseline']})[/]" if row["is_baseline"] else ""
         table.add_row(str(row["number"]), *(f"{row[n]:.4g}" for n in names), f"{row['label']}{tag}")
     verdict = sentence(front_comparisons(df, names)) if df["is_baseline"].any() else ""
-    return table, verdict
+    return table, study_separation(df).sentence(), verdict

@@ -121,6 +121,64 @@ def front_comparisons(df: pd.DataFrame, names: list[str]) -> list[Comparison]:
     return compare_to_baselines(ok[ok["is_pareto"]], ok[ok["is_baseline"]], cost, noise_from=ok)
 
 
+@dataclass(frozen=True)
+class Separation:
+    """Whether the study's accuracies differ between architectures more than between seeds:
+    a one-way ANOVA over every feasible architecture (one row each, from its seed mean,
+    standard deviation and count). On a task where they do not (the quickstart's digits:
+    p 0.80 over 30 architectures x 3 seeds at 30 epochs, BENCHMARKS.md), the accuracy axis
+    of the front is seed noise and only cost orders it, which no per-point verdict says."""
+
+    architectures: int
+    f: float
+    p: float  # NaN: untestable (fewer than two architectures, one seed each, or no spread)
+
+    def sentence(self) -> str:
+        if math.isnan(self.p):
+            return ""
+        if self.p < 0.05:
+            return (
+                f"Accuracy separates the study's {self.architectures} architectures beyond "
+                f"seed noise (one-way ANOVA p {self.p:.2g})."
+            )
+        return (
+            f"Accuracy does not separate the study's {self.architectures} architectures beyond "
+            f"seed noise (one-way ANOVA p {self.p:.2g}): on this task and schedule only cost "
+            "orders the front; add seeds, train longer or search a harder task before reading "
+            "its accuracy axis."
+        )
+
+
+def separation(
+    frame: pd.DataFrame,
+    accuracy: str = "accuracy",
+    std: str = "accuracy_std",
+    n: str = "n_seeds",
+) -> Separation:
+    """One-way ANOVA from each architecture's mean, sample standard deviation and seed count
+    (``frame``: one row per architecture): F is the spread of the means over the pooled seed
+    variance (``pooled_seed_std``, the verdicts' noise)."""
+    rows = frame[frame[n].notna() & (frame[n] >= 1)] if n in frame else frame.iloc[:0]
+    k, total = len(rows), float(rows[n].sum()) if len(rows) else 0.0
+    s_p = pooled_seed_std(rows, std, n) if k else math.nan
+    if k < 2 or math.isnan(s_p):
+        return Separation(k, math.nan, math.nan)
+    counts, means = rows[n].astype(float), rows[accuracy].astype(float)
+    grand = float((counts * means).sum() / total)
+    between = float((counts * (means - grand) ** 2).sum()) / (k - 1)
+    f = between / s_p**2
+    from scipy.stats import f as f_distribution
+
+    return Separation(k, f, float(f_distribution.sf(f, k - 1, total - k)))
+
+
+def study_separation(df: pd.DataFrame) -> Separation:
+    """``separation`` over a trials frame's distinct feasible architectures."""
+    if df.empty or "feasible" not in df:
+        return Separation(0, math.nan, math.nan)
+    return separation(df[df["feasible"]].drop_duplicates("arch_hash"))
+
+
 def sentence(comparisons: list[Comparison]) -> str:
     """One sentence: did the search find anything better than the papers beyond noise?"""
     if not comparisons:

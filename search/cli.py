@@ -96,8 +96,10 @@ def _run_overrides(set_: list[str] | None, **options: Any) -> list[str]:
 def _print_front(study: Any) -> None:
     from results.summary import front_view
 
-    table, verdict = front_view(study)
+    table, separation, verdict = front_view(study)
     console.print(table)
+    if separation:
+        console.print(separation)
     if verdict:
         console.print(
             f"against the papers (search accuracies; attnas validate re-checks): {verdict}"

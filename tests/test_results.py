@@ -4,6 +4,7 @@ report and validation are written."""
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import numpy as np
@@ -315,6 +316,14 @@ def test_status_shows_the_target_of_the_latest_launch(small_study):
     assert status.exit_code == 0 and "(target 6 architectures)" in status.output
     # the report's verdict on the front against the papers' baselines, in one line
     assert "against the papers (search accuracies" in status.output
+    # and, before it, whether accuracy separates the study's architectures at all (two seeds
+    # each; untestable only if every seed scored the same everywhere)
+    from results.frame import trials_frame
+    from results.verdict import study_separation
+
+    study = optuna.load_study(study_name="res", storage=small_study.storage_url)
+    separation = study_separation(trials_frame(study))
+    assert math.isnan(separation.p) or separation.sentence() in status.output
     # a launch with another budget (here one already met: nothing is trained) is the target now
     resumed = runner.invoke(app, ["resume", str(small_study.study_dir), "--n-trials", "5"])
     assert resumed.exit_code == 0, resumed.output

@@ -119,3 +119,56 @@ def test_the_reports_best_searched_line_judges_by_the_verdicts_rule():
     unknown = compare(point.drop("n_seeds"), eca, 0.01, "latency_rel")
     assert _difference(unknown) == "+0.0400 (no seed spread to judge it by)"
     assert not unknown.beyond_noise
+
+
+def test_separation_is_scipys_one_way_anova_from_means_stds_and_counts():
+    """A study keeps each architecture's seed mean, standard deviation and count, not its
+    seeds: the ANOVA from those must equal scipy's on the seeds themselves."""
+    import statistics
+
+    from scipy.stats import f_oneway
+
+    from results.verdict import separation
+
+    seeds = {  # unequal counts on purpose
+        "a": [0.91, 0.93, 0.92],
+        "b": [0.95, 0.96],
+        "c": [0.90, 0.94, 0.93, 0.92],
+    }
+    frame = pd.DataFrame(
+        [
+            {
+                "accuracy": statistics.fmean(v),
+                "accuracy_std": statistics.stdev(v),
+                "n_seeds": len(v),
+            }
+            for v in seeds.values()
+        ]
+    )
+    got, want = separation(frame), f_oneway(*seeds.values())
+    assert got.architectures == 3
+    assert got.f == pytest.approx(want.statistic) and got.p == pytest.approx(want.pvalue)
+
+
+def test_separation_sentence_says_when_accuracy_orders_nothing():
+    from results.verdict import Separation, separation, study_separation
+
+    apart = Separation(12, 4.0, 0.001).sentence()
+    assert apart.startswith("Accuracy separates the study's 12 architectures")
+    tied = Separation(30, 0.75, 0.80).sentence()
+    assert tied.startswith("Accuracy does not separate the study's 30 architectures")
+    assert "p 0.8)" in tied and "only cost orders the front" in tied
+    one_seed = pd.DataFrame({"accuracy": [0.9, 0.8], "accuracy_std": [0.0, 0.0], "n_seeds": [1, 1]})
+    assert separation(one_seed).sentence() == ""  # no spread: untestable, not "tied"
+    # The study's view: feasible trials, each architecture once (a cached repeat is one network).
+    df = pd.DataFrame(
+        {
+            "arch_hash": ["x", "x", "y", "z"],
+            "feasible": [True, True, True, False],
+            "accuracy": [0.90, 0.90, 0.95, 0.10],
+            "accuracy_std": [0.01, 0.01, 0.01, 0.01],
+            "n_seeds": [2, 2, 2, 2],
+        }
+    )
+    assert study_separation(df).architectures == 2
+    assert math.isnan(study_separation(pd.DataFrame()).p)
