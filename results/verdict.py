@@ -138,14 +138,15 @@ class Separation:
             return ""
         if self.p < 0.05:
             return (
-                f"Accuracy separates the study's {self.architectures} architectures beyond "
-                f"seed noise (one-way ANOVA p {self.p:.2g})."
+                f"Accuracy at this schedule separates the study's {self.architectures} "
+                f"architectures beyond seed noise (one-way ANOVA p {self.p:.2g}); whether a "
+                "longer one ranks them alike is what attnas fidelity measures."
             )
         return (
-            f"Accuracy does not separate the study's {self.architectures} architectures beyond "
-            f"seed noise (one-way ANOVA p {self.p:.2g}): on this task and schedule only cost "
-            "orders the front; add seeds, train longer or search a harder task before reading "
-            "its accuracy axis."
+            f"Accuracy at this schedule does not separate the study's {self.architectures} "
+            f"architectures beyond seed noise (one-way ANOVA p {self.p:.2g}): only cost orders "
+            "the front; add seeds, train longer or search a harder task before reading its "
+            "accuracy axis."
         )
 
 

@@ -154,9 +154,10 @@ def test_separation_sentence_says_when_accuracy_orders_nothing():
     from results.verdict import Separation, separation, study_separation
 
     apart = Separation(12, 4.0, 0.001).sentence()
-    assert apart.startswith("Accuracy separates the study's 12 architectures")
+    assert apart.startswith("Accuracy at this schedule separates the study's 12 architectures")
+    assert "attnas fidelity" in apart  # separated at this schedule is not ranked as a longer one
     tied = Separation(30, 0.75, 0.80).sentence()
-    assert tied.startswith("Accuracy does not separate the study's 30 architectures")
+    assert tied.startswith("Accuracy at this schedule does not separate the study's 30")
     assert "p 0.8)" in tied and "only cost orders the front" in tied
     one_seed = pd.DataFrame({"accuracy": [0.9, 0.8], "accuracy_std": [0.0, 0.0], "n_seeds": [1, 1]})
     assert separation(one_seed).sentence() == ""  # no spread: untestable, not "tied"
