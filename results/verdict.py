@@ -125,9 +125,10 @@ def front_comparisons(df: pd.DataFrame, names: list[str]) -> list[Comparison]:
 class Separation:
     """Whether the study's accuracies differ between architectures more than between seeds:
     a one-way ANOVA over every feasible architecture (one row each, from its seed mean,
-    standard deviation and count). On a task where they do not (the quickstart's digits:
-    p 0.80 over 30 architectures x 3 seeds at 30 epochs, BENCHMARKS.md), the accuracy axis
-    of the front is seed noise and only cost orders it, which no per-point verdict says."""
+    standard deviation and count). Where they do not, the accuracy axis of the front is seed
+    noise and only cost orders it, which no per-point verdict against a baseline says. Where
+    they do, it is at the study's schedule: on the quickstart's digits 5 epochs may separate
+    a study's architectures while 30 epochs separate none of 30 (p 0.80, BENCHMARKS.md)."""
 
     architectures: int
     f: float
