@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,9 +28,22 @@ app = typer.Typer(
 )
 space_app = typer.Typer(help="Inspect a search space.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(space_app, name="space")
-# soft_wrap: a printed path or command is never broken across lines (logs, pipes, CI)
-console = Console(stderr=False, soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Table width outside a terminal: the front table's longest row (a four-stage label with its
+# baseline tag, about 135 characters, and two or three objective columns) on one line.
+LOG_COLUMNS = 200
+
+
+def _console(stderr: bool) -> Console:
+    """soft_wrap: a printed path or command is never broken across lines. Outside a terminal
+    (logs, pipes, CI) rich would draw tables 80 columns wide, folding a four-stage label over
+    four lines of the front table: there they get ``LOG_COLUMNS``, unless COLUMNS says."""
+    stream = sys.stderr if stderr else sys.stdout
+    log = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, soft_wrap=True, width=LOG_COLUMNS if log else None)
+
+
+console = _console(stderr=False)
+err = _console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 SetOpt = Annotated[

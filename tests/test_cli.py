@@ -332,3 +332,23 @@ def test_evaluate_help_lists_every_dataset():
     from search.cli import DATASET_HELP
 
     assert ", ".join(DATASETS) + "." == DATASET_HELP
+
+
+def test_tables_in_a_log_are_wide_enough_for_a_four_stage_label(monkeypatch):
+    """Outside a terminal rich drew 80 columns, folding each front row's architecture over
+    four lines in a log; COLUMNS, when a user sets it, still decides."""
+    from search import cli
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert cli._console(stderr=False).width == cli.LOG_COLUMNS  # pytest's stdout: no terminal
+    label = " | ".join(["eca@standard(kernel_size=3)"] * 4)  # 117 characters
+    table = cli.Table()
+    for column in ("#", "accuracy", "latency_rel", "architecture (per stage)"):
+        table.add_column(column)
+    table.add_row("2", "0.9889", "1.245", label)
+    log = cli._console(stderr=False)
+    with log.capture() as captured:
+        log.print(table)
+    assert label in captured.get()  # on one line
+    monkeypatch.setenv("COLUMNS", "100")
+    assert cli._console(stderr=False).width == 100
