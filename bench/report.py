@@ -510,10 +510,12 @@ def _ceiling(r: dict) -> list[str]:
     """The noise ceiling: how far the long schedule agrees with itself across seeds."""
     if "long_seed_tau" not in r:
         return []
+    from evaluators.fidelity import SEPARATION_P, gap_is_bias
+
     p = r["long_separation_p"]
     verdict = (
         "the long schedule separates these placements beyond seed noise"
-        if p < 0.05
+        if p < SEPARATION_P
         else "the long schedule does **not** separate these placements beyond seed noise, so "
         "no short schedule can be tuned to rank them: the task, the validation split or the "
         "number of seeds must change first"
@@ -525,10 +527,8 @@ def _ceiling(r: dict) -> list[str]:
         "",
     ]
     if "tau_ceiling" in r:
-        from evaluators.fidelity import gap_is_bias
-
         n = len(r["seeds"])
-        if p >= 0.05:  # no ranking to match: neither bias nor a gap that seeds would close
+        if p >= SEPARATION_P:  # no ranking to match: neither bias nor a gap that seeds would close
             gap = "no ranking to match, as the long schedule separates nothing here"
         elif gap_is_bias(r["kendall_tau"], r["tau_ceiling"], len(r["architectures"])):
             gap = (

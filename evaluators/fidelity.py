@@ -144,6 +144,10 @@ def _train_one(args: tuple[dict[str, Any], dict[str, Any], str]) -> dict[str, An
     }
 
 
+# The ANOVA p-value below which the long schedule separates a sample's placements beyond
+# seed noise; at or above it, no short schedule has a ranking to match. One level for the
+# benchmark's summary, BENCHMARKS.md and ``attnas fidelity``.
+SEPARATION_P = 0.05
 LATENCY_SEED = -1  # the store's key for an architecture's latency record (not a training run)
 
 
@@ -483,7 +487,7 @@ def noise_ceiling(rows: list[dict[str, Any]]) -> dict[str, Any]:
     give at that schedule: no proxy can rank like the long schedule better than the long
     schedule ranks like itself, so tau(short, long) must be read against ``long_seed_tau``.
     ``long_separation_f``/``_p`` is a one-way ANOVA of the long accuracies with architectures
-    as groups and seeds as repeats: p >= 0.05 means the task does not separate these
+    as groups and seeds as repeats: p >= ``SEPARATION_P`` means the task does not separate these
     placements beyond seed noise, and no short schedule can be tuned to rank them.
 
     ``tau_ceiling`` is the tau(short, long) that these seed counts allow when both schedules
@@ -601,7 +605,7 @@ def summary(figures: dict[str, Any]) -> str:
         if not math.isnan(p):
             text += (
                 f"; placements differ at the long schedule beyond seed noise (ANOVA p {p:.3g})"
-                if p < 0.05
+                if p < SEPARATION_P
                 else f"; the long schedule does not separate these placements beyond seed noise "
                 f"(ANOVA p {p:.3g}): no short schedule can rank them"
             )

@@ -773,8 +773,10 @@ def fidelity(
 def _fidelity_verdict(figures: dict, architectures: int) -> str:
     """The closing line of ``attnas fidelity``: whether the long schedule separates the
     sample at all, then whether the short one ranks it alike, and what to change."""
+    from evaluators.fidelity import SEPARATION_P
+
     tau = figures["kendall_tau"]
-    if figures["long_separation_p"] >= 0.05:
+    if figures["long_separation_p"] >= SEPARATION_P:
         return (
             "[yellow]the long schedule does not tell these architectures apart beyond seed "
             "noise:[/] more seeds, a larger validation split or a harder task will help; a "

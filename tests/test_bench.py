@@ -169,6 +169,14 @@ def _stat(pid: int | str) -> list[str]:
         return []
 
 
+def _cmdline(pid: int) -> str:
+    """The process's command line, "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     """Running or sleeping, not gone and not a zombie."""
     state = _stat(pid)
@@ -208,13 +216,6 @@ def test_a_fidelity_run_stopped_by_sigterm_stops_its_workers(tmp_path):
             break
         time.sleep(0.5)
     assert not any(_alive(w) for w in workers)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def test_noise_ceiling_tells_a_task_that_separates_from_one_that_does_not():
