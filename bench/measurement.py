@@ -152,23 +152,50 @@ def flops_cross_check(image_size: int) -> list[dict]:
     return rows
 
 
+# Issue 15's noise floor for latency_rel, per sitting: within-run IQR/median and spread over the
+# runs at most 3% for every model, and the reference against itself within 1.00 +- 0.02 in at
+# least 7 of 8 fresh processes.
+REL_IQR_TARGET = 0.03
+REL_SPREAD_TARGET = 0.03
+ITSELF_TARGET = 7 / 8
+
+
 def headline(result: dict) -> dict:
     """What a run says about the noise floor, in a few numbers: each model's median latency
-    and latency_rel, and the share of "reference against itself" runs within 1.00 +- 0.02."""
+    and latency_rel, the worst model's within-run IQR/median and spread over runs of
+    latency_rel, and the share of "reference against itself" runs within 1.00 +- 0.02."""
     itself = result.get("reference_against_itself") or {}
     return {
         "measured_at": result.get("measured_at"),  # None: stored before runs were dated
         "latency_ms": {x["arch"]: x["latency_ms_median"] for x in result["latency"]},
         "latency_rel": {x["arch"]: x["latency_rel_median"] for x in result["latency"]},
+        "rel_iqr_worst": max(x["rel_iqr_over_median_per_run"] for x in result["latency"]),
+        "rel_spread_worst": max(x["rel_spread"] for x in result["latency"]),
         "itself_within_2pct": itself.get("within_2pct"),
     }
+
+
+def noise_floor_met(h: dict) -> bool | None:
+    """Whether one sitting's headline meets the noise floor; None where it predates the
+    figures (headlines kept before they carried the worst IQR and spread)."""
+    if "rel_iqr_worst" not in h or h["itself_within_2pct"] is None:
+        return None
+    return (
+        h["rel_iqr_worst"] <= REL_IQR_TARGET
+        and h["rel_spread_worst"] <= REL_SPREAD_TARGET
+        and h["itself_within_2pct"] >= ITSELF_TARGET
+    )
 
 
 def history(previous: dict, result: dict) -> list[dict]:
     """This run's headline after the earlier runs' (why: ``benchio.keep_history``); on a
     shared machine the ratio of two networks moves between days more than within a sitting
     (a neighbour's load slows memory-bound small ops more than convolutions), which is what a
-    study resumed days later mixes into one front."""
+    study resumed days later mixes into one front. The previous run's own headline is drawn
+    again from its full result, so it carries every figure a headline has today."""
+    past = previous.get("history") or []
+    if past and past[-1].get("measured_at") == previous.get("measured_at"):
+        previous = previous | {"history": [*past[:-1], headline(previous)]}
     return keep_history(previous, result, headline)
 
 

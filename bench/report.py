@@ -431,11 +431,15 @@ def _moved_between_runs(history: list[dict[str, Any]]) -> dict[str, float]:
 
 def _measurement_history(r: dict[str, Any]) -> list[str]:
     """The same models run by run: how far latency and latency_rel move between sittings,
-    against how far they move between the runs of one sitting (the table above)."""
+    against how far they move between the runs of one sitting (the table above), and in
+    which sittings the noise floor held."""
+    from measurement import ITSELF_TARGET, REL_IQR_TARGET, REL_SPREAD_TARGET, noise_floor_met
+
     history = r.get("history", [])
     if len(history) < 2:
         return []
     models = list(history[-1]["latency_rel"])
+    verdicts = [noise_floor_met(h) for h in history]
     rows = [
         [
             h["measured_at"] or "not recorded",
@@ -445,21 +449,44 @@ def _measurement_history(r: dict[str, Any]) -> list[str]:
                 else "-"
                 for m in models
             ),
+            f"{h['rel_iqr_worst']:.1%} / {h['rel_spread_worst']:.1%}"
+            if "rel_iqr_worst" in h
+            else "-",
             f"{h['itself_within_2pct']:.0%}" if h["itself_within_2pct"] is not None else "-",
+            {True: "yes", False: "no", None: "-"}[met],
         ]
-        for h in history
+        for h, met in zip(history, verdicts, strict=True)
     ]
     moved = _moved_between_runs(history)
     worst = max(moved, key=lambda m: moved[m])
     sitting = max(x["rel_spread"] for x in r["latency"])
+    judged = [v for v in verdicts if v is not None]
+    held = (
+        f" The noise floor (for every model, latency_rel's IQR/median within a run at most "
+        f"{REL_IQR_TARGET:.0%} and its spread over runs at most {REL_SPREAD_TARGET:.0%}; the "
+        f"reference against itself within 1.00 ± 0.02 in at least {ITSELF_TARGET:.1%} of fresh "
+        f"processes) held in {sum(judged)} of the {len(judged)} sittings that recorded those "
+        "figures; a sitting's noise comes with its host."
+        if judged
+        else ""
+    )
     return [
         "",
         f"The same models run by run, one row per run of this script (median ms / "
         f"latency_rel; the last row is the table above). Between runs latency_rel moved by up "
         f"to {moved[worst]:.1%} ({worst}); within the last sitting its spread over runs was at "
-        f"most {sitting:.1%}.",
+        f"most {sitting:.1%}.{held}",
         "",
-        _table(["measured", *models, "itself within ± 0.02"], rows),
+        _table(
+            [
+                "measured",
+                *models,
+                "worst rel IQR/median / spread",
+                "itself within ± 0.02",
+                "noise floor met",
+            ],
+            rows,
+        ),
     ]
 
 

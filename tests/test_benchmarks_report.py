@@ -186,6 +186,35 @@ def test_measurement_keeps_each_runs_headline_and_the_report_shows_the_drift():
     assert "Between runs" not in report.measurement(slower | {"history": two[-1:]})
 
 
+def test_measurement_history_says_in_which_sittings_the_noise_floor_held():
+    report = _report_module()
+    import measurement
+
+    stored = json.loads((ROOT / "bench" / "results" / "measurement.json").read_text())
+
+    def sitting(when: str, iqr: float, spread: float, itself: float) -> dict:
+        r = json.loads(json.dumps(stored)) | {"measured_at": when}
+        for i, row in enumerate(r["latency"]):  # the worst model sets the sitting's figures
+            row["rel_iqr_over_median_per_run"], row["rel_spread"] = iqr / (i + 1), spread / (i + 1)
+        r["reference_against_itself"]["within_2pct"] = itself
+        return r
+
+    noisy, quiet = sitting("noisy", 0.047, 0.035, 1.0), sitting("quiet", 0.01, 0.02, 0.9)
+    assert measurement.headline(noisy)["rel_iqr_worst"] == 0.047
+    # A headline kept before it carried the worst IQR and spread is drawn again from the
+    # previous run's full result; older ones stay as kept, and are not judged.
+    bare = {k: v for k, v in measurement.headline(noisy).items() if "worst" not in k}
+    kept = measurement.history(noisy | {"history": [bare | {"measured_at": "older"}, bare]}, quiet)
+    assert "rel_iqr_worst" not in kept[0] and kept[1]["rel_spread_worst"] == 0.035
+    assert [measurement.noise_floor_met(h) for h in kept] == [None, False, True]
+    assert measurement.noise_floor_met(kept[2] | {"itself_within_2pct": 0.85}) is False  # < 7/8
+    text = report.measurement(quiet | {"history": kept})
+    assert "held in 1 of the 2 sittings that recorded those figures" in text
+    assert "| 4.7% / 3.5% | 100% | no |" in text and "| 1.0% / 2.0% | 90% | yes |" in text
+    older = next(line for line in text.splitlines() if line.startswith("| older |"))
+    assert older.endswith("| - | 100% | - |")
+
+
 def test_fidelity_section_says_whether_the_long_recipe_settles_its_ranking_by_the_short_length():
     report = _report_module()
     stored = json.loads((ROOT / "bench" / "results" / "fidelity.json").read_text())
