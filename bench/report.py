@@ -612,25 +612,38 @@ def multifidelity(r: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _epochs_side_by_side(
+    a: dict[Any, dict[str, Any]], b: dict[Any, dict[str, Any]]
+) -> tuple[int, dict[Any, tuple[float | None, float | None]]]:
+    """For each row of ``a`` that ``b`` also has, the median epochs to the target in each, over
+    the seeds both replayed (runs are seeded alike, so the first n runs of a longer replay are
+    a shorter one's runs); and that n."""
+    sys.path.insert(0, str(ROOT))
+    from multifidelity import median_epochs
+
+    n = min(x["seeds"] for x in (*a.values(), *b.values()))
+    return n, {
+        key: tuple(median_epochs(z[key]["epochs_to_target_runs"][:n]) for z in (a, b))
+        for key in a
+        if key in b
+    }
+
+
 def _fill_comparison(plain: dict[str, Any], filled: dict[str, Any]) -> str:
     """Per row, epochs to the target and trials finished, repeats answered as the driver does
     (the main replay) against repeats followed by a random unanswered architecture."""
-    sys.path.insert(0, str(ROOT))
-    from multifidelity import median_epochs
 
     def rows(r: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         return {(x["sampler"], x["schedule"]): x for x in r["rows"]}
 
     a, b = rows(plain), rows(filled)
-    n = min(x["seeds"] for x in (*a.values(), *b.values()))
+    n, medians = _epochs_side_by_side(a, b)
     cells = []
-    for key in a.keys() & b.keys():
+    for key, (before, after) in medians.items():
         x, y = a[key], b[key]
         reach = [sum(e is not None for e in z["epochs_to_target_runs"][:n]) for z in (x, y)]
         cells.append(
-            f"{key[0]} {key[1].replace('_', ' ')}: "
-            f"{median_epochs(x['epochs_to_target_runs'][:n])} -> "
-            f"{median_epochs(y['epochs_to_target_runs'][:n])} epochs "
+            f"{key[0]} {key[1].replace('_', ' ')}: {before} -> {after} epochs "
             f"({reach[0]} -> {reach[1]} of {n} runs reaching it), "
             f"{x['finished_trials']:.0f} -> {y['finished_trials']:.0f} trials finished"
         )
@@ -649,18 +662,8 @@ def _within_front_comparison(crowding: dict[str, Any], other: dict[str, Any]) ->
     def halving(r: dict[str, Any]) -> dict[str, Any]:
         return {x["sampler"]: x for x in r["rows"] if x["schedule"] == "successive_halving"}
 
-    sys.path.insert(0, str(ROOT))
-    from multifidelity import median_epochs
-
-    a, b = halving(crowding), halving(other)
-    # Runs are seeded alike, so the first n runs of a longer replay are a shorter one's runs.
-    n = min(x["seeds"] for x in (*a.values(), *b.values()))
-    pairs = ", ".join(
-        f"{name} {median_epochs(a[name]['epochs_to_target_runs'][:n])} -> "
-        f"{median_epochs(b[name]['epochs_to_target_runs'][:n])}"
-        for name in a
-        if name in b
-    )
+    n, medians = _epochs_side_by_side(halving(crowding), halving(other))
+    pairs = ", ".join(f"{name} {before} -> {after}" for name, (before, after) in medians.items())
     return (
         f"Epochs to {other['target']:.0%} with halving, crowding distance -> "
         f"{other['within_front']} contribution within a front (same table, same eta, the same "
