@@ -1014,8 +1014,52 @@ def targets(r: dict[str, Any]) -> str:
             _table(["targets", "Kendall tau", "architectures"], taus),
             "",
             _table(["target", "largest rank move from train-res eager", "architecture"], moves),
+            "",
+            _table(
+                [
+                    "target",
+                    "architectures",
+                    "median latency_rel",
+                    "range",
+                    "eager's median, same architectures",
+                    "median 95% CI half-width",
+                ],
+                _target_costs(s["architectures"]),
+            ),
         ]
     return "\n".join(parts)
+
+
+def _target_costs(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """Per target, what the sampled placements cost beside the same network without attention
+    there: the median and range of latency_rel, how tightly each was measured (the median
+    half-width of its 95% interval, relative), and eager PyTorch's median at the deployment
+    resolution over the same architectures (compiled targets may time only the first few,
+    baselines first, so only that compares like with like). A runtime that fuses the backbone but not the attention's small
+    ops raises the median; one that fuses both lowers it."""
+    names = list(dict.fromkeys(name for row in rows for name in row["rel"]))
+    anchor = "eager" if "eager" in names else names[0]
+    table = []
+    for name in names:
+        timed = [row for row in rows if name in row["rel"]]
+        rel = [row["rel"][name] for row in timed]
+        same = [row["rel"][anchor] for row in timed if anchor in row["rel"]]
+        ci = [
+            (row["ci"][name][1] - row["ci"][name][0]) / 2 / row["rel"][name]
+            for row in timed
+            if name in row.get("ci", {})  # a row stored without its interval
+        ]
+        table.append(
+            [
+                name,
+                len(rel),
+                f"{statistics.median(rel):.3f}",
+                f"{min(rel):.3f}-{max(rel):.3f}",
+                f"{statistics.median(same):.3f}" if same else "-",
+                f"{statistics.median(ci):.1%}" if ci else "-",
+            ]
+        )
+    return table
 
 
 GPU_COLUMNS = [

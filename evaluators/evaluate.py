@@ -402,6 +402,10 @@ def _train(
     on_trained: Callable[[list[nn.Module]], None] | None = None,
 ) -> Outcome:
     guard = gate.training_step if gate else nullcontext
+    if cfg.train.compile:
+        # A search worker trains trial after trial: the graphs of earlier architectures would
+        # pile up until dynamo runs the 9th one's forward eagerly (as measure_latency found).
+        torch.compiler.reset()
     trainers = [
         SeedTrainer(build_model(arch, seed=seed), data, cfg.train, seed, step_guard=guard)
         for seed in cfg.seeds

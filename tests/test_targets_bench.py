@@ -114,3 +114,17 @@ def test_a_run_cut_short_keeps_the_earlier_copy_of_a_space_it_had_not_reached(
     assert spaces["quickstart.yaml"]["measured_at"] == "then"
     assert spaces["mobilenetv2_quickstart.yaml"]["architectures"][0]["label"] == "new"
     assert spaces["mobilenetv2_quickstart.yaml"]["hardware"] == {"name": "B"}
+
+
+def test_the_report_says_what_placements_cost_on_each_target_against_eager_on_the_same_ones():
+    rows = [
+        {"label": "none", "rel": {"eager": 1.0, "torch_compile": 1.0}, "ci": {}},
+        {"label": "se", "rel": {"eager": 1.2, "torch_compile": 1.6}, "ci": {}},
+        {"label": "ca", "rel": {"eager": 1.5}, "ci": {}},
+    ]
+    for row in rows:
+        row["ci"] = {k: [v * 0.99, v * 1.01] for k, v in row["rel"].items()}
+    table = report._target_costs(rows)
+    assert table[0] == ["eager", 3, "1.200", "1.000-1.500", "1.200", "1.0%"]
+    # Compiled on the first two only: eager's median over those two is the fair comparison.
+    assert table[1] == ["torch_compile", 2, "1.300", "1.000-1.600", "1.100", "1.0%"]
