@@ -40,7 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/report.py
 
 # On a machine with a GPU: the CUDA path in a few minutes (bench/results/gpu_check.json),
-# then whether GPU runtimes reorder placements (targets_cuda.json; not yet run: an estimated
+# then whether GPU runtimes reorder placements (targets_cuda.json; an estimated
 # 15-20 minutes, mostly compiling 2 x 4 x 2 network pairs).
 bench-gpu: $(STAMP)
 	$(BIN)/python bench/gpu_check.py

@@ -206,7 +206,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--archs", type=int, default=30)
     ap.add_argument("--resolution", type=int, help="deployment px (cpu 64, cuda 224)")
-    ap.add_argument("--compile-archs", type=int, default=10)
+    ap.add_argument("--compile-archs", type=int, default=30)
     ap.add_argument("--out", type=Path, help="default results/targets.json (targets_cuda.json)")
     ap.add_argument(
         "--configs",
