@@ -12,6 +12,7 @@ refusal before the first trial trains.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,12 @@ from spaces.onnx import onnx_bytes as spaces_onnx_bytes
 
 if TYPE_CHECKING:
     from evaluators.latency import LatencyTarget
+
+# A CUDA build of torch on a machine without a GPU logs "No CUDA runtime is found, using
+# CUDA_HOME=..." when inductor first compiles for the CPU: it concerns building CUDA
+# extensions, which nothing here does, and it was the one stray line in `attnas evaluate`'s
+# output with a torch_compile target. Errors from that module still show.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 RUNTIMES = ("torch", "torch_compile", "onnxruntime", "openvino")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

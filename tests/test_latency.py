@@ -298,3 +298,14 @@ def test_a_block_ratio_is_the_median_of_its_pairs_so_one_preempted_call_does_not
     ms_a, ms_b, ratio = latency._Pair(a, b).block(4)
     assert (ms_a, ms_b) == pytest.approx((6.5, 1.0))  # the means keep the preemption
     assert ratio == pytest.approx(2.0)  # the ratio does not
+
+
+def test_compiling_on_a_cpu_leaves_the_terminal_quiet():
+    import subprocess
+    import sys
+
+    # The first inductor compile imports torch.utils.cpp_extension, which on a CUDA build
+    # without a GPU warns about CUDA_HOME; attnas never builds extensions.
+    code = "import evaluators, torch.utils.cpp_extension"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "No CUDA runtime" not in run.stderr, run.stderr
