@@ -404,7 +404,8 @@ def _train(
     guard = gate.training_step if gate else nullcontext
     if cfg.train.compile:
         # A search worker trains trial after trial: the graphs of earlier architectures would
-        # pile up until dynamo runs the 9th one's forward eagerly (as measure_latency found).
+        # pile up until dynamo's recompile_limit (8) made it run a later one's forward
+        # eagerly, the 5th here (training compiles more than one graph per architecture).
         torch.compiler.reset()
     trainers = [
         SeedTrainer(build_model(arch, seed=seed), data, cfg.train, seed, step_guard=guard)
