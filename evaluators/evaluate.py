@@ -36,6 +36,7 @@ from evaluators.flops import count_flops
 from evaluators.hygiene import NodeGate
 from evaluators.latency import (
     ESTIMATOR_VERSION,
+    RUNTIME_VERSIONS,
     LatencyResult,
     LatencySettings,
     hardware_info,
@@ -91,6 +92,9 @@ class EvalConfig(BaseModel):
         versions = {"build": BUILD_VERSION, "data": DATA_VERSIONS[self.dataset]}
         if ESTIMATOR_VERSION > 1:
             versions["latency_estimator"] = ESTIMATOR_VERSION
+        runtimes = {t.runtime for t in self.latency.targets}
+        if bumped := {r: v for r, v in RUNTIME_VERSIONS.items() if r in runtimes}:
+            versions["latency_runtimes"] = bumped
         data = self.model_dump(mode="json", exclude={"download"}) | versions
         data["train"] = self.train.fingerprint_fields()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

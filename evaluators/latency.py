@@ -65,6 +65,12 @@ from spaces.errors import check_choice
 # none, so the results stored before it existed keep their fingerprints.
 ESTIMATOR_VERSION = 1
 
+# The same for how one runtime's networks are made ready to time, where only that runtime's
+# numbers moved: a config with a target on it carries its version. torch_compile 2: each
+# measurement compiles from a fresh dynamo state (under 1, a worker's 9th distinct network was
+# timed eagerly as if compiled).
+RUNTIME_VERSIONS = {"torch_compile": 2}
+
 # Per-target keys that may also be given at the top of ``latency:`` as shorthand for a
 # single target (the form configs had before targets existed).
 TARGET_KEYS = ("batch_size", "dtype", "channels_last", "threads", "image_size", "compile_mode")

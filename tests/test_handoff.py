@@ -58,6 +58,21 @@ def test_a_new_dataset_or_estimator_version_moves_only_the_fingerprints_it_conce
     assert all(cfg.fingerprint() != after[name] for name, cfg in configs.items())
 
 
+def test_a_runtime_version_moves_only_the_fingerprints_of_configs_timing_on_it(monkeypatch):
+    import importlib
+
+    evaluate = importlib.import_module("evaluators.evaluate")
+    compiled = EvalConfig(latency={"targets": ["torch", "torch_compile"]})
+    eager = EvalConfig(latency={"targets": ["torch", "onnxruntime"]})
+    stamped = compiled.fingerprint(), eager.fingerprint()
+    monkeypatch.setitem(evaluate.RUNTIME_VERSIONS, "torch_compile", 3)
+    assert compiled.fingerprint() != stamped[0] and eager.fingerprint() == stamped[1]
+    # Stored before torch_compile's version 2 (a worker's 9th network timed eagerly): re-timed.
+    assert stamped[0] != "eb1b81a5c0835f0a"
+    monkeypatch.delitem(evaluate.RUNTIME_VERSIONS, "torch_compile")
+    assert compiled.fingerprint() == "eb1b81a5c0835f0a"
+
+
 def test_cosine_schedule_warms_up_then_follows_a_half_cosine_to_zero():
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     s = TrainSettings(epochs=10, warmup_fraction=0.1, schedule="cosine")
