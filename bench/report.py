@@ -1035,8 +1035,7 @@ def _target_costs(rows: list[dict[str, Any]]) -> list[list[Any]]:
     there: the median and range of latency_rel, how tightly each was measured (the median
     half-width of its 95% interval, relative), and eager PyTorch's median at the deployment
     resolution over the same architectures (compiled targets may time only the first few,
-    baselines first, so only that compares like with like). A runtime that fuses the backbone but not the attention's small
-    ops raises the median; one that fuses both lowers it."""
+    baselines first, so only that compares like with like)."""
     names = list(dict.fromkeys(name for row in rows for name in row["rel"]))
     anchor = "eager" if "eager" in names else names[0]
     table = []
