@@ -15,6 +15,21 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture
+def dynamo_counters(monkeypatch):
+    """torch.compile on dynamo's own ``eager`` backend (the same recompile bookkeeping without
+    inductor's codegen, so fast), from a fresh dynamo state; yields dynamo's counters, whose
+    ``frames`` say how many forwards it compiled and how many it gave up on."""
+    from torch._dynamo.utils import counters
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **_: compile_(model, backend="eager"))
+    torch.compiler.reset()
+    counters.clear()
+    yield counters
+    torch.compiler.reset()
+
+
 def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
     """Give every norm layer non-trivial statistics and affine parameters.
 

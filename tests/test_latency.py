@@ -232,25 +232,18 @@ class _Chain(torch.nn.Module):
         return x
 
 
-def test_a_worker_timing_many_networks_on_torch_compile_never_falls_back_to_eager(monkeypatch):
-    from torch._dynamo.utils import counters
-
-    from evaluators import runtimes
-
-    # Dynamo's own tracing without inductor's codegen: the same recompile bookkeeping, fast.
-    compile_ = torch.compile
-    monkeypatch.setattr(runtimes.torch, "compile", lambda m, mode: compile_(m, backend="eager"))
+def test_a_worker_timing_many_networks_on_torch_compile_never_falls_back_to_eager(
+    dynamo_counters,
+):
+    counters = dynamo_counters
     fast = {"warmup": 1, "repeats": 3, "min_sample_ms": 1, "max_seconds": 0.05}
     settings = LatencySettings(targets=["torch_compile"], **fast)
-    torch.compiler.reset()
-    counters.clear()
     # 10 distinct candidates against one reference: past dynamo's recompile_limit (8), where
     # each later forward used to run eagerly while it was timed as compiled.
     for depth in range(1, 11):
         measure_latency(_Chain(depth), _Chain(12), (1, 8, 8), settings)
         assert counters["frames"]["total"] == counters["frames"]["ok"], f"gave up at {depth}"
     assert not any("recompile limit" in reason for reason in counters["unimplemented"])
-    torch.compiler.reset()
 
 
 def test_an_onnxruntime_session_that_fell_back_to_the_cpu_is_refused_not_timed():

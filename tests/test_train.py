@@ -245,14 +245,10 @@ def test_calibration_changes_what_is_scored_not_what_is_learned():
     assert scored1[0] > stale0[0] + 0.2, (scored1, stale0)
 
 
-def test_a_worker_training_many_architectures_compiled_never_falls_back_to_eager(monkeypatch):
-    from torch._dynamo.utils import counters
-
-    from evaluators import train
-
-    # Dynamo's own tracing without inductor's codegen: the same recompile bookkeeping, fast.
-    compile_ = torch.compile
-    monkeypatch.setattr(train.torch, "compile", lambda m: compile_(m, backend="eager"))
+def test_a_worker_training_many_architectures_compiled_never_falls_back_to_eager(
+    dynamo_counters,
+):
+    counters = dynamo_counters
     cfg = quick_cfg(epochs=1, compile=True).model_copy(
         update={"dataset": "synthetic", "image_size": 8}
     )
@@ -262,8 +258,6 @@ def test_a_worker_training_many_architectures_compiled_never_falls_back_to_eager
         "in_chans": 3,
         "image_size": 8,
     }
-    torch.compiler.reset()
-    counters.clear()
     # Distinct architectures in one process, as one worker trains them: without a fresh
     # start per trial, the 5th passed dynamo's recompile_limit (8) and ran eagerly.
     choices = [StageChoice(attention=a, position=p) for a in ("se", "eca", "ca") for p in
@@ -271,4 +265,3 @@ def test_a_worker_training_many_architectures_compiled_never_falls_back_to_eager
     for i, choice in enumerate(choices):
         assert evaluate(uniform("resnet18", choice, **tiny), cfg).status == "ok"
         assert counters["frames"]["total"] == counters["frames"]["ok"], f"gave up at {i + 1}"
-    torch.compiler.reset()
