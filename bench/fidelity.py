@@ -55,6 +55,8 @@ LONG_RECIPE = {
     # stays the one fixed before any tuning (after 30 epochs, the last ~34 steps at a learning
     # rate near zero, the averages describe the final weights).
     "bn_calibration": 0,
+    # Every training image, as the stored long runs used (before ``train_images`` existed).
+    "train_images": 0,
 }
 # The task whose figures head BENCHMARKS.md (``make bench-fidelity``): the embedded task on
 # which the long schedule separates placements beyond seed noise.

@@ -43,6 +43,9 @@ class TrainSettings(BaseModel):
     # Training images whose statistics replace BatchNorm's running averages before each
     # validation (0: keep the running averages); see ``calibrate_batchnorm``.
     bn_calibration: int = Field(512, ge=0)
+    # Train on this many images of the training split (0: all of them), each epoch still as
+    # many steps as a full one: a low-fidelity proxy that fits few images in the same compute.
+    train_images: int = Field(0, ge=0)
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """What enters the evaluation fingerprint: every setting, except those added later
@@ -57,7 +60,12 @@ class TrainSettings(BaseModel):
 # Settings added after runs were stored -> the value that behaves as the code did before.
 # Runs stored then keep their fingerprint under that value; a new default that changes the
 # numbers (``bn_calibration``) gives new runs a new fingerprint.
-ADDED_LATER: dict[str, Any] = {"schedule": "linear", "ema_decay": 0.0, "bn_calibration": 0}
+ADDED_LATER: dict[str, Any] = {
+    "schedule": "linear",
+    "ema_decay": 0.0,
+    "bn_calibration": 0,
+    "train_images": 0,
+}
 
 
 def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
@@ -136,6 +144,13 @@ def _memory_format(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
 
 
+def _training_pool(size: int, images: int, seed: int) -> torch.Tensor | None:
+    """The training images a seed may use: all (None) or ``images`` of them, drawn by the seed."""
+    if images <= 0 or images >= size:
+        return None
+    return torch.randperm(size, generator=torch.Generator().manual_seed(10_000 + seed))[:images]
+
+
 class SeedTrainer:
     """One seed's training run, advanced one epoch at a time.
 
@@ -163,6 +178,7 @@ class SeedTrainer:
         self.runner = torch.compile(model) if settings.compile else model
         self.data, self.settings, self.seed, self.step_guard = data, settings, seed, step_guard
         self.generator = torch.Generator().manual_seed(seed)
+        self.pool = _training_pool(len(data.train), settings.train_images, seed)
         self.steps_per_epoch = max(1, len(data.train) // settings.batch_size)  # no ragged batch
         self.optimizer = make_optimizer(model, settings)
         self.scheduler = make_scheduler(self.optimizer, settings, self.steps_per_epoch)
@@ -185,7 +201,7 @@ class SeedTrainer:
         """One epoch over the training split; False when the loss went NaN/inf."""
         s, train_split = self.settings, self.data.train
         self.model.train()
-        order = torch.randperm(len(train_split), generator=self.generator).to(self.device)
+        order = self._order().to(self.device)
         loss_sum = torch.zeros((), device=self.device)
         for step in range(self.steps_per_epoch):
             idx = order[step * s.batch_size : (step + 1) * s.batch_size]
@@ -208,6 +224,19 @@ class SeedTrainer:
         self.epoch += 1
         self.loss = loss_sum.item() / self.steps_per_epoch
         return math.isfinite(self.loss)
+
+    def _order(self) -> torch.Tensor:
+        """This epoch's training indices: a permutation of the training split, or of the pool
+        repeated until it fills a full epoch's steps."""
+        if self.pool is None:
+            return torch.randperm(len(self.data.train), generator=self.generator)
+        need = self.steps_per_epoch * self.settings.batch_size
+        rounds = -(-need // len(self.pool))
+        perms = [
+            self.pool[torch.randperm(len(self.pool), generator=self.generator)]
+            for _ in range(rounds)
+        ]
+        return torch.cat(perms)[:need]
 
     def score(self, split: str) -> float:
         with self.step_guard():

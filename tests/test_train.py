@@ -265,3 +265,42 @@ def test_a_worker_training_many_architectures_compiled_never_falls_back_to_eager
     for i, choice in enumerate(choices):
         assert evaluate(uniform("resnet18", choice, **tiny), cfg).status == "ok"
         assert counters["frames"]["total"] == counters["frames"]["ok"], f"gave up at {i + 1}"
+
+
+def _pool_trainer(train_images: int, seed: int):
+    from evaluators.data import load_dataset
+    from evaluators.train import SeedTrainer
+
+    data = load_dataset("digits", image_size=8)
+    settings = TrainSettings(epochs=1, batch_size=64, train_images=train_images)
+    return data, SeedTrainer(_bn_net(), data, settings, seed=seed)
+
+
+def test_a_training_pool_fills_a_full_epoch_from_its_own_images_only():
+    data, full = _pool_trainer(0, seed=3)
+    _, pooled = _pool_trainer(100, seed=3)
+    assert pooled.steps_per_epoch == full.steps_per_epoch == len(data.train) // 64
+    order = pooled._order()
+    assert len(order) == pooled.steps_per_epoch * 64
+    counts = torch.bincount(order, minlength=len(data.train))
+    used = counts.nonzero().flatten()
+    assert torch.equal(used, pooled.pool.sort().values) and len(used) == 100
+    # every pool image as often as the others, give or take the last, cut round
+    assert counts[used].max() - counts[used].min() <= 1
+    assert sorted(full._order().tolist()) == list(range(len(data.train)))
+
+
+def test_each_seed_draws_its_own_pool_and_the_same_one_every_time():
+    _, a = _pool_trainer(100, seed=0)
+    _, again = _pool_trainer(100, seed=0)
+    _, b = _pool_trainer(100, seed=1)
+    assert torch.equal(a.pool, again.pool)
+    assert not torch.equal(a.pool.sort().values, b.pool.sort().values)
+    data, whole = _pool_trainer(10_000, seed=0)  # more than the split: all of it
+    assert whole.pool is None
+
+
+def test_a_training_pool_enters_the_fingerprint_only_when_set():
+    base = quick_cfg()
+    assert quick_cfg(train_images=0).fingerprint() == base.fingerprint()
+    assert quick_cfg(train_images=360).fingerprint() != base.fingerprint()
