@@ -416,6 +416,32 @@ def _recipes(main: dict[str, Any]) -> list[str]:
         "`bench/fidelity.py`; the long recipe is never tuned):",
         "",
         _table(header, rows),
+        *_type_shifts(found),
+    ]
+
+
+def _type_shifts(found: list[dict[str, Any]]) -> list[str]:
+    """Each recipe's mean rank shift per attention type, side by side: a type that shifts the
+    same way under every recipe is a bias of short training itself on this task, which no
+    recipe tried removes."""
+    types = sorted({g for r in found for g in r["rank_shift"] if g.startswith("type:")})
+
+    def cell(g: dict[str, Any] | None) -> str:
+        if g is None:
+            return "-"
+        mark = " *" if g["beyond_2_sigma"] else ""
+        return f"{g['mean_rank_shift']:+.1f} ± {g['stderr']:.1f}{mark}"
+
+    rows = [
+        [r.get("recipe", "config"), *(cell(r["rank_shift"].get(t)) for t in types)] for r in found
+    ]
+    return [
+        "",
+        "Mean rank shift per attention type under each recipe (positive: ranks worse after "
+        "long training than the short recipe ranked it; ± its standard error over seeds, "
+        "* beyond 2 sigma):",
+        "",
+        _table(["recipe", *(t.removeprefix("type:") for t in types)], rows),
     ]
 
 

@@ -244,6 +244,14 @@ def test_each_task_keeps_its_own_fidelity_result_and_compares_only_its_own_recip
     stored = json.loads((ROOT / "bench" / "results" / "fidelity.json").read_text())
     text = report.fidelity(stored)
     assert "| b32 | batch_size=32 |" in text
+    # each recipe's shift per attention type, from its own result, beyond 2 sigma marked
+    b32 = json.loads((ROOT / "bench" / "results" / "fidelity_recipe_b32.json").read_text())
+    eca = b32["rank_shift"]["type:eca"]
+    star = " *" if eca["beyond_2_sigma"] else ""
+    header = "| recipe | ca | cbam | eca | ela | none | se |"
+    assert header in text
+    row = next(line for line in text.splitlines() if line.startswith("| b32 | ") and "±" in line)
+    assert row.split(" | ")[3] == f"{eca['mean_rank_shift']:+.1f} ± {eca['stderr']:.1f}{star}"
     assert "more than two standard errors below it" in text  # clutter: bias
     digits = json.loads((ROOT / "bench" / "results" / "fidelity_digits16.json").read_text())
     text = report.fidelity(digits)
