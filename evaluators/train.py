@@ -144,11 +144,18 @@ def _memory_format(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
 
 
+# The pool is drawn from a generator of its own, so that the seed's training stream (order,
+# augmentation) is the one it would be without a pool; offset so the two never coincide.
+POOL_SEED_OFFSET = 10_000
+
+
 def _training_pool(size: int, images: int, seed: int) -> torch.Tensor | None:
-    """The training images a seed may use: all (None) or ``images`` of them, drawn by the seed."""
+    """The training images a seed may use: all (None) or ``images`` of them, drawn by the seed.
+    BatchNorm calibration still reads the split's first images: statistics, never labels."""
     if images <= 0 or images >= size:
         return None
-    return torch.randperm(size, generator=torch.Generator().manual_seed(10_000 + seed))[:images]
+    generator = torch.Generator().manual_seed(POOL_SEED_OFFSET + seed)
+    return torch.randperm(size, generator=generator)[:images]
 
 
 class SeedTrainer:

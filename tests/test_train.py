@@ -296,7 +296,7 @@ def test_each_seed_draws_its_own_pool_and_the_same_one_every_time():
     _, b = _pool_trainer(100, seed=1)
     assert torch.equal(a.pool, again.pool)
     assert not torch.equal(a.pool.sort().values, b.pool.sort().values)
-    data, whole = _pool_trainer(10_000, seed=0)  # more than the split: all of it
+    _, whole = _pool_trainer(10_000, seed=0)  # more than the split: all of it
     assert whole.pool is None
 
 
