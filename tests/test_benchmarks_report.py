@@ -346,3 +346,28 @@ def test_a_target_timed_on_one_architecture_is_not_read_as_a_ranking_that_held()
     rows[2]["measured_at"] = rows[3]["measured_at"] = "2026-11-28T01:24+00:00"
     text = report.targets(stored | {"spaces": [space | {"architectures": rows}]})
     assert "; 2 of them timed by earlier runs (2026-11-28T01:24+00:00)):" in text
+
+
+def test_the_long_reference_keeps_every_training_setting_whatever_the_short_recipe_sets():
+    """A short recipe's ``--set eval.train.momentum=0.5`` once changed the long runs' settings
+    too (only the keys in ``LONG_RECIPE`` were pinned), so no stored long run was found."""
+    _report_module()  # puts bench/ on the path
+    import fidelity
+
+    from evaluators.fidelity import make_plan
+    from search.config import load_config
+    from spaces import SearchSpace
+
+    def long_train(*overrides: str) -> dict:
+        cfg = load_config(
+            ROOT / "configs" / "quickstart.yaml", ["eval.dataset=clutter", *overrides]
+        )
+        plan = make_plan(
+            SearchSpace(cfg.space), cfg.eval, archs=3, seeds=1, long_recipe=fidelity.long_recipe()
+        )
+        return plan.config("long", 0).train.model_dump()
+
+    reference = long_train()
+    assert reference["epochs"] == 30 and reference["momentum"] == 0.9
+    for setting in ("momentum=0.5", "train_images=360", "label_smoothing=0", "augment=false"):
+        assert long_train(f"eval.train.{setting}") == reference, setting
