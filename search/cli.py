@@ -314,7 +314,10 @@ def _with_ci(value: float | None, ci: tuple[float, float] | None) -> str:
 
 # evaluators.data.DATASETS, spelled out: importing it here would import torch for every
 # --help (a test keeps the two equal).
-DATASET_HELP = "digits, clutter, cued, synthetic, cifar10, cifar100, imagefolder."
+# Spelled out, not imported: the CLI loads no torch before a command needs it.
+DATASET_HELP = (
+    "digits, clutter, cued, synthetic, cifar10, cifar100, mnist, fashion_mnist, imagefolder."
+)
 
 
 @app.command()

@@ -233,3 +233,78 @@ def test_cued_labels_name_the_target_and_splits_draw_only_their_own_digits():
 def test_cued_needs_two_digits_side_by_side():
     with pytest.raises(DataError, match="cued: image_size must be >= 16 .* got 12"):
         load_dataset("cued", image_size=12)
+
+
+def _write_idx(path, array: np.ndarray, compress: bool) -> None:
+    """An IDX file as LeCun published MNIST's (Fashion-MNIST keeps the format)."""
+    import gzip
+
+    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, ">u4").tobytes()
+    raw = header + array.astype(np.uint8).tobytes()
+    if compress:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(raw))
+    else:
+        path.write_bytes(raw)
+
+
+def _write_mnist_layout(root, n_train=30, n_test=12, compress=True):
+    rng = np.random.default_rng(0)
+    for stem, n in (("train", n_train), ("t10k", n_test)):
+        _write_idx(root / f"{stem}-images-idx3-ubyte", rng.integers(0, 255, (n, 28, 28)), compress)
+        _write_idx(root / f"{stem}-labels-idx1-ubyte", np.arange(n) % 10, compress)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_fashion_mnist_and_mnist_load_the_idx_files_with_the_test_set_as_holdout(
+    tmp_path, compress
+):
+    _write_mnist_layout(tmp_path, compress=compress)
+    fashion = load_dataset("fashion_mnist", data_dir=tmp_path, image_size=16)
+    assert fashion.num_classes == 10 and fashion.in_chans == 1
+    assert fashion.train.images.shape[1:] == (1, 16, 16)
+    assert len(fashion.train) + len(fashion.val) == 30 and len(fashion.holdout) == 12
+    assert fashion.holdout.labels.tolist() == [i % 10 for i in range(12)]  # the test file's
+    assert fashion.flip  # a mirrored garment is the same garment
+    assert not load_dataset("mnist", data_dir=tmp_path, image_size=28).flip  # not a digit
+
+
+def test_a_bad_idx_file_names_itself_and_a_missing_one_the_layout(tmp_path):
+    _write_mnist_layout(tmp_path, compress=False)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x0d\x01garbage")
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte: not an IDX file"):
+        load_dataset("mnist", data_dir=tmp_path, image_size=28)
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError, match="lacks t10k-labels-idx1-ubyte; expected DATA_DIR/"):
+        load_dataset("fashion_mnist", data_dir=tmp_path, image_size=28)
+    from evaluators.data import check_data_dir
+
+    with pytest.raises(DataError, match="lacks t10k-labels-idx1-ubyte"):
+        check_data_dir("fashion_mnist", tmp_path)
+
+
+def test_train_and_val_sizes_keep_the_same_images_for_every_load_and_leave_holdout_whole():
+    full = load_dataset("digits", image_size=8)
+    cut = load_dataset("digits", image_size=8, train_size=100, val_size=50)
+    again = load_dataset("digits", image_size=8, train_size=100, val_size=50)
+    assert (len(cut.train), len(cut.val), len(cut.holdout)) == (100, 50, len(full.holdout))
+    assert torch.equal(cut.train.images, again.train.images)
+    assert torch.equal(cut.val.labels, again.val.labels)
+    whole = {tuple(x.flatten().tolist()) for x in full.train.images}
+    assert all(tuple(x.flatten().tolist()) in whole for x in cut.train.images)  # a subset
+    with pytest.raises(DataError, match=f"train_size 5000 exceeds the {len(full.train)} images"):
+        load_dataset("digits", image_size=8, train_size=5000)
+
+
+def test_the_sizes_enter_the_fingerprint_only_when_set():
+    # Unset, they leave every stored fingerprint alone (pinned in test_handoff.py).
+    from evaluators.evaluate import EvalConfig
+
+    base = EvalConfig(dataset="digits", image_size=16)
+    assert EvalConfig(dataset="digits", image_size=16, train_size=0).fingerprint() == (
+        base.fingerprint()
+    )
+    cut = {
+        EvalConfig(dataset="digits", image_size=16, **k).fingerprint()
+        for k in ({"train_size": 100}, {"val_size": 100}, {"train_size": 100, "val_size": 100})
+    }
+    assert len(cut) == 3 and base.fingerprint() not in cut

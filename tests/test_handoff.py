@@ -27,9 +27,10 @@ ARCH = uniform(
 
 
 def test_settings_added_later_leave_stored_fingerprints_alone():
-    # The default evaluation's fingerprint before `schedule`, `ema_decay` and `bn_calibration`
-    # existed: stored runs (the fidelity store, the tabular tables) are still found under the
-    # values that reproduce them, and the calibrated default, which scores differently, is not.
+    # The default evaluation's fingerprint before `schedule`, `ema_decay`, `bn_calibration`,
+    # `train_images` and the data's `train_size`/`val_size` existed: stored runs (the fidelity
+    # store, the tabular tables) are still found under the values that reproduce them, and
+    # the calibrated default, which scores differently, is not.
     before = EvalConfig(train=TrainSettings(bn_calibration=0))
     assert before.fingerprint() == "889b8a9ddb619191"
     cosine = EvalConfig(train=TrainSettings(schedule="cosine"))
