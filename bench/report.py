@@ -563,7 +563,7 @@ def _ceiling(r: dict) -> list[str]:
     """The noise ceiling: how far the long schedule agrees with itself across seeds."""
     if "long_seed_tau" not in r:
         return []
-    from evaluators.fidelity import SEPARATION_P, gap_is_bias
+    from evaluators.fidelity import SEPARATION_P, gap_is_bias, seeds_needed
 
     p = r["long_separation_p"]
     verdict = (
@@ -600,7 +600,8 @@ def _ceiling(r: dict) -> list[str]:
             f"tau and r): if both schedules ranked by the same quality and differed by seed "
             f"noise only, tau(short, long) would be about **{r['tau_ceiling']:.2f}**; a "
             f"noiseless short schedule would reach about {r['tau_ceiling_long']:.2f} against "
-            f"this {n}-seed long reference. Measured {r['kendall_tau']:.3f}: {gap}.",
+            f"this {n}-seed long reference. Measured {r['kendall_tau']:.3f}: {gap}. At the "
+            f"same seed agreements, {seeds_needed(r)} (the same count at both schedules).",
             "",
         ]
     return lines
@@ -1326,6 +1327,12 @@ SECTIONS = {
         "Short-schedule fidelity on the quickstart's own task",
         fidelity,
         "bench/fidelity.py (configs/quickstart.yaml as it stands: digits, 16 px)",
+    ),
+    "fidelity_fashion_mnist16": (
+        "Short-schedule fidelity on real data (Fashion-MNIST)",
+        fidelity,
+        "bench/fidelity.py (`make bench-fidelity-fashion`: Fashion-MNIST from Debian's "
+        "dataset-fashion-mnist, 2,000 training and 2,000 val images, 16 px)",
     ),
     "multifidelity": ("Successive halving", multifidelity, "bench/multifidelity.py"),
     "live_halving": ("Successive halving, live", live_halving, "bench/live_halving.py"),

@@ -148,6 +148,10 @@ def _train_one(args: tuple[dict[str, Any], dict[str, Any], str]) -> dict[str, An
 # seed noise; at or above it, no short schedule has a ranking to match. One level for the
 # benchmark's summary, BENCHMARKS.md and ``attnas fidelity``.
 SEPARATION_P = 0.05
+# The short-against-long Kendall tau a trustworthy short schedule should reach (issue 14's
+# target), and the most seeds per schedule ``seeds_for_tau`` considers.
+TARGET_TAU = 0.6
+MAX_SEEDS = 64
 LATENCY_SEED = -1  # the store's key for an architecture's latency record (not a training run)
 
 
@@ -511,6 +515,9 @@ def noise_ceiling(rows: list[dict[str, Any]]) -> dict[str, Any]:
     long = mean_reliability(out["long_seed_tau"], seeds["long"])
     out["tau_ceiling"] = attainable_tau(short, long)
     out["tau_ceiling_long"] = attainable_tau(1.0, long)
+    out["seeds_for_target_tau"] = seeds_for_tau(
+        out["short_seed_tau"], out["long_seed_tau"], TARGET_TAU
+    )
     groups = [r["long"] for r in rows]
     if len(groups) > 1 and all(len(g) > 1 for g in groups):
         test = f_oneway(*groups)
@@ -532,6 +539,30 @@ def mean_reliability(seed_tau: float, seeds: int) -> float:
         return float("nan")
     r = max(0.0, math.sin(math.pi * seed_tau / 2))
     return seeds * r / (1 + (seeds - 1) * r)
+
+
+def seeds_for_tau(short_seed_tau: float, long_seed_tau: float, target: float) -> int | None:
+    """The fewest seeds per architecture, the same number at both schedules, with which a
+    short schedule free of bias (ranking by the long one's quality, with its own seed noise)
+    would reach ``target`` against the long reference: how much of the gap to a target is
+    noise that more seeds buy off. None when no count up to ``MAX_SEEDS`` does (seeds that
+    barely agree carry almost no ranking); NaN seed agreements (one seed) give None too."""
+    for k in range(1, MAX_SEEDS + 1):
+        ceiling = attainable_tau(
+            mean_reliability(short_seed_tau, k), mean_reliability(long_seed_tau, k)
+        )
+        if ceiling >= target:
+            return k
+    return None
+
+
+def seeds_needed(figures: dict[str, Any]) -> str:
+    """``seeds_for_tau`` at ``TARGET_TAU`` in words (computed from the seed agreements, so a
+    result stored before the figure existed reads the same)."""
+    k = seeds_for_tau(figures["short_seed_tau"], figures["long_seed_tau"], TARGET_TAU)
+    if k is None:
+        return f"no seed count up to {MAX_SEEDS} would reach tau {TARGET_TAU} without bias"
+    return f"tau {TARGET_TAU} would need {k} seeds per schedule without bias"
 
 
 def attainable_tau(reliability_a: float, reliability_b: float) -> float:
@@ -592,7 +623,7 @@ def summary(figures: dict[str, Any]) -> str:
         if not math.isnan(figures.get("tau_ceiling", math.nan)):
             text += (
                 f"; tau these seeds allow {figures['tau_ceiling']:.2f} (a noiseless short "
-                f"schedule: {figures['tau_ceiling_long']:.2f})"
+                f"schedule: {figures['tau_ceiling_long']:.2f}); {seeds_needed(figures)}"
             )
         if not math.isnan(figures.get("long_held_out_tau", math.nan)):
             low, high = figures["settling_gap_ci"]

@@ -275,6 +275,37 @@ def test_tau_ceiling_predicts_what_seed_noise_alone_leaves_of_the_ranking():
     assert kendalltau(biased.mean(1), long.mean(1)).statistic < figures["tau_ceiling"] - 0.25
 
 
+def test_seeds_for_tau_is_the_seed_count_at_which_noise_alone_leaves_the_target():
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    from evaluators.fidelity import noise_ceiling, seeds_for_tau
+
+    assert seeds_for_tau(1.0, 1.0, 0.6) == 1  # noiseless seeds need no repeats
+    assert seeds_for_tau(0.0, 0.5, 0.6) is None  # seeds that share no ranking never get there
+    assert seeds_for_tau(float("nan"), 0.5, 0.6) is None
+    assert seeds_for_tau(0.1, 0.25, 0.6) > seeds_for_tau(0.2, 0.25, 0.6) > 1
+    # 300 architectures, noise 1.5x the spread of their quality at both schedules: with the
+    # count it names, two independent sets of that many seeds rank alike at about the
+    # target, and with half of them clearly below it.
+    rng = np.random.default_rng(2)
+    quality = rng.normal(size=300)
+
+    def draw(seeds: int) -> np.ndarray:
+        return quality[:, None] + rng.normal(scale=1.5, size=(300, seeds))
+
+    figures = noise_ceiling(_rows(draw(3).tolist(), draw(3).tolist()))
+    k = figures["seeds_for_target_tau"]
+    assert k == seeds_for_tau(figures["short_seed_tau"], figures["long_seed_tau"], 0.6)
+    assert 4 <= k <= 12
+
+    def tau(seeds: int) -> float:
+        return kendalltau(draw(seeds).mean(1), draw(seeds).mean(1)).statistic
+
+    assert tau(k) == pytest.approx(0.6, abs=0.06)
+    assert tau(max(1, k // 2)) < 0.55
+
+
 def test_checkpoint_fidelity_tells_a_ranking_made_late_from_one_settled_early():
     import numpy as np
 
