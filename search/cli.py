@@ -788,9 +788,14 @@ def _fidelity_verdict(figures: dict, architectures: int) -> str:
         )
     if tau >= 0.6:
         return "the short schedule ranks these architectures much as the long one does"
-    return "[yellow]the short schedule ranks these architectures unlike the long one:[/] " + (
-        _fidelity_advice(tau, figures["tau_ceiling"], architectures, figures.get("settling_gap_ci"))
+    advice = _fidelity_advice(
+        tau, figures["tau_ceiling"], architectures, figures.get("settling_gap_ci")
     )
+    if advice.startswith("about as far as seed noise allows") and "short_seed_tau" in figures:
+        from evaluators.fidelity import seeds_needed
+
+        advice += f"; {seeds_needed(figures)}"
+    return "[yellow]the short schedule ranks these architectures unlike the long one:[/] " + advice
 
 
 def _fidelity_advice(

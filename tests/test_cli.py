@@ -325,6 +325,12 @@ def test_fidelity_verdict_asks_first_whether_the_long_schedule_separates_anythin
     text = _fidelity_verdict(tied, 30)
     assert "does not tell these architectures apart" in text and "only cost" in text
     assert "much as the long one" in _fidelity_verdict(clutter | {"kendall_tau": 0.65}, 30)
+    # Within seed noise of the ceiling: how many seeds the target would take (the Fashion-MNIST
+    # screen's seed agreements: 12 per schedule).
+    noisy = {"kendall_tau": 0.215, "tau_ceiling": 0.28, "long_separation_p": 0.047}
+    seeds = {"short_seed_tau": 0.123, "long_seed_tau": 0.254}
+    assert "tau 0.6 would need 12 seeds per schedule" in _fidelity_verdict(noisy | seeds, 12)
+    assert "would need" not in _fidelity_verdict(clutter | seeds, 30)  # bias: seeds won't do
 
 
 def test_evaluate_help_lists_every_dataset():
