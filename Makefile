@@ -56,7 +56,7 @@ bench-fidelity: $(STAMP)
 
 # The same on real data: Fashion-MNIST as Debian installs it (apt install
 # dataset-fashion-mnist), cut to 2,000 training and 2,000 val images at 16 px so that an
-# epoch takes seconds on a CPU; resumable, about 3 hours on 2 cores for 30 x 3:
+# epoch takes seconds on a CPU; resumable, about 2.5 hours on 2 cores for 30 x 3:
 # bench/results/fidelity_fashion_mnist16.json. FASHION_MNIST=DIR reads a copy elsewhere, but
 # the directory is part of each run's fingerprint: the stored runs are found at theirs only.
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist

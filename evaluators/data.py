@@ -335,10 +335,10 @@ def _read_idx(path: Path, dims: int) -> np.ndarray:
     return data.reshape(shape)
 
 
-def _idx_split(root: Path, part: str) -> Split:
+def _idx_split(name: str, root: Path, part: str) -> Split:
     paths = [_idx_path(root, stem) for stem in IDX_FILES[part]]
     if None in paths:
-        _check_idx("idx", root, IDX_LAYOUT)
+        _check_idx(name, root, IDX_LAYOUT)
     images, labels = _read_idx(paths[0], 3), _read_idx(paths[1], 1)  # type: ignore[arg-type]
     if len(images) != len(labels):
         raise DataError(f"{root}: {len(images)} {part} images but {len(labels)} labels")
@@ -404,7 +404,7 @@ def _load_cifar(r: Request) -> Dataset:
 
 def _load_idx(r: Request) -> Dataset:
     assert r.root is not None
-    train, test = _idx_split(r.root, "train"), _idx_split(r.root, "test")
+    train, test = (_idx_split(r.name, r.root, part) for part in IDX_FILES)
     # A mirrored garment is the same garment (the usual Fashion-MNIST augmentation); a
     # mirrored digit is another digit.
     flip = r.name == "fashion_mnist"

@@ -314,7 +314,6 @@ def _with_ci(value: float | None, ci: tuple[float, float] | None) -> str:
 
 # evaluators.data.DATASETS, spelled out: importing it here would import torch for every
 # --help (a test keeps the two equal).
-# Spelled out, not imported: the CLI loads no torch before a command needs it.
 DATASET_HELP = (
     "digits, clutter, cued, synthetic, cifar10, cifar100, mnist, fashion_mnist, imagefolder."
 )
@@ -776,7 +775,7 @@ def fidelity(
 def _fidelity_verdict(figures: dict, architectures: int) -> str:
     """The closing line of ``attnas fidelity``: whether the long schedule separates the
     sample at all, then whether the short one ranks it alike, and what to change."""
-    from evaluators.fidelity import SEPARATION_P
+    from evaluators.fidelity import SEPARATION_P, TARGET_TAU, gap_is_bias, seeds_needed
 
     tau = figures["kendall_tau"]
     if figures["long_separation_p"] >= SEPARATION_P:
@@ -786,15 +785,12 @@ def _fidelity_verdict(figures: dict, architectures: int) -> str:
             "different short schedule cannot. Until then their accuracies are tied as far "
             "as this task can tell, and only cost separates them"
         )
-    if tau >= 0.6:
+    if tau >= TARGET_TAU:
         return "the short schedule ranks these architectures much as the long one does"
-    advice = _fidelity_advice(
-        tau, figures["tau_ceiling"], architectures, figures.get("settling_gap_ci")
-    )
-    if advice.startswith("about as far as seed noise allows") and "short_seed_tau" in figures:
-        from evaluators.fidelity import seeds_needed
-
-        advice += f"; {seeds_needed(figures)}"
+    ceiling = figures["tau_ceiling"]
+    advice = _fidelity_advice(tau, ceiling, architectures, figures.get("settling_gap_ci"))
+    if gap_is_bias(tau, ceiling, architectures) is False and "short_seed_tau" in figures:
+        advice += f"; {seeds_needed(figures)}"  # noise, not bias: say how many seeds buy it off
     return "[yellow]the short schedule ranks these architectures unlike the long one:[/] " + advice
 
 
