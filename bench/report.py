@@ -1331,7 +1331,7 @@ SECTIONS = {
     "fidelity_fashion_mnist16": (
         "Short-schedule fidelity on real data (Fashion-MNIST)",
         fidelity,
-        "bench/fidelity.py (`make bench-fidelity-fashion`: Fashion-MNIST from Debian's "
+        "bench/fidelity.py (make bench-fidelity-fashion: Fashion-MNIST from Debian's "
         "dataset-fashion-mnist, 2,000 training and 2,000 val images, 16 px)",
     ),
     "multifidelity": ("Successive halving", multifidelity, "bench/multifidelity.py"),
