@@ -43,7 +43,7 @@ from evaluators.latency import (
     measure_targets,
 )
 from evaluators.runtimes import RuntimeUnavailable, prepare
-from evaluators.train import SeedTrainer, TrainSettings
+from evaluators.train import SeedTrainer, TrainSettings, without_added_later
 from evaluators.workdir import EvalDir
 from spaces import ArchConfig, StageChoice, build_model, deploy
 from spaces.build import BUILD_VERSION
@@ -99,12 +99,15 @@ class EvalConfig(BaseModel):
         runtimes = {t.runtime for t in self.latency.targets}
         if bumped := {r: v for r, v in RUNTIME_VERSIONS.items() if r in runtimes}:
             versions["latency_runtimes"] = bumped
-        # Settings added after runs were stored stay out while they are off (0), so those
-        # runs keep their fingerprint.
-        added_later = {k for k in ("train_size", "val_size") if not getattr(self, k)}
-        data = self.model_dump(mode="json", exclude={"download", *added_later}) | versions
+        dumped = self.model_dump(mode="json", exclude={"download"})
+        data = without_added_later(dumped, EVAL_ADDED_LATER) | versions
         data["train"] = self.train.fingerprint_fields()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# Evaluation settings added after runs were stored -> the value that behaves as before (as
+# ``evaluators.train.ADDED_LATER`` for training settings): off, they leave fingerprints alone.
+EVAL_ADDED_LATER: dict[str, Any] = {"train_size": 0, "val_size": 0}
 
 
 def reference_arch(arch: ArchConfig) -> ArchConfig:

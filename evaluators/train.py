@@ -50,11 +50,14 @@ class TrainSettings(BaseModel):
     def fingerprint_fields(self) -> dict[str, Any]:
         """What enters the evaluation fingerprint: every setting, except those added later
         while they hold the value that reproduces the numbers from before they existed."""
-        data = self.model_dump(mode="json")
-        for name, before in ADDED_LATER.items():
-            if data[name] == before:
-                del data[name]
-        return data
+        return without_added_later(self.model_dump(mode="json"), ADDED_LATER)
+
+
+def without_added_later(data: dict[str, Any], added_later: dict[str, Any]) -> dict[str, Any]:
+    """``data`` less each setting of ``added_later`` that holds the value it names (the one
+    that behaves as the code did before the setting existed): what a fingerprint hashes, so
+    that runs stored before a setting existed keep theirs."""
+    return {k: v for k, v in data.items() if k not in added_later or v != added_later[k]}
 
 
 # Settings added after runs were stored -> the value that behaves as the code did before.

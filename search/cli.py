@@ -775,7 +775,7 @@ def fidelity(
 def _fidelity_verdict(figures: dict, architectures: int) -> str:
     """The closing line of ``attnas fidelity``: whether the long schedule separates the
     sample at all, then whether the short one ranks it alike, and what to change."""
-    from evaluators.fidelity import SEPARATION_P, TARGET_TAU, gap_is_bias, seeds_needed
+    from evaluators.fidelity import SEPARATION_P, TARGET_TAU, seeds_needed
 
     tau = figures["kendall_tau"]
     if figures["long_separation_p"] >= SEPARATION_P:
@@ -787,20 +787,27 @@ def _fidelity_verdict(figures: dict, architectures: int) -> str:
         )
     if tau >= TARGET_TAU:
         return "the short schedule ranks these architectures much as the long one does"
-    ceiling = figures["tau_ceiling"]
-    advice = _fidelity_advice(tau, ceiling, architectures, figures.get("settling_gap_ci"))
-    if gap_is_bias(tau, ceiling, architectures) is False and "short_seed_tau" in figures:
-        advice += f"; {seeds_needed(figures)}"  # noise, not bias: say how many seeds buy it off
+    advice = _fidelity_advice(
+        tau,
+        figures["tau_ceiling"],
+        architectures,
+        figures.get("settling_gap_ci"),
+        seeds_needed(figures) if "short_seed_tau" in figures else None,
+    )
     return "[yellow]the short schedule ranks these architectures unlike the long one:[/] " + advice
 
 
 def _fidelity_advice(
-    tau: float, ceiling: float, architectures: int, settling_gap_ci: list[float] | None = None
+    tau: float,
+    ceiling: float,
+    architectures: int,
+    settling_gap_ci: list[float] | None = None,
+    seeds: str | None = None,
 ) -> str:
     """What to change when the short schedule ranks unlike the long one: its recipe when tau
     falls clearly short of what seed noise alone would leave (``gap_is_bias``), its length
     when the long recipe itself, stopped at that length, still ranks unlike its end
-    (``checkpoint_fidelity``), else the seeds."""
+    (``checkpoint_fidelity``), else the seeds (how many: ``seeds``, ``seeds_needed``'s words)."""
     from evaluators.fidelity import gap_is_bias
 
     bias = gap_is_bias(tau, ceiling, architectures)
@@ -816,7 +823,10 @@ def _fidelity_advice(
             f"lengthen it or change its recipe before searching (seed noise alone would leave "
             f"tau {ceiling:.2f})"
         )
-    return f"about as far as seed noise allows (tau {ceiling:.2f}): add seeds to both schedules"
+    more = f"; {seeds}" if seeds else ""
+    return (
+        f"about as far as seed noise allows (tau {ceiling:.2f}): add seeds to both schedules{more}"
+    )
 
 
 @app.command()
