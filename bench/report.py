@@ -622,6 +622,7 @@ def multifidelity(r: dict[str, Any]) -> str:
         json.loads(p.read_text()) for p in sorted((ROOT / "results").glob("multifidelity_*.json"))
     ]
     parts = [_replay(r)]
+    parts += ["", *_rungs_on_long_recipe(r)]
     for other in others:
         if not other.get("quick"):
             title = f"{other['epochs_per_trial']} epochs per trial, eta {other['eta']}"
@@ -637,6 +638,78 @@ def multifidelity(r: dict[str, Any]) -> str:
             if same_table and other["eta"] == r["eta"] and other.get("fill_repeats"):
                 parts += ["", _fill_comparison(r, other)]
     return "\n".join(parts)
+
+
+FIDELITY_TASKS = ("fidelity", "fidelity_fashion_mnist16", "fidelity_digits16")
+
+
+def _rungs_on_long_recipe(main: dict[str, Any]) -> list[str]:
+    """What halving's rungs would see on a longer schedule, from the fidelity runs' per-epoch
+    curves: for each task, the held-out-seed tau between the 30-epoch recipe stopped at each
+    rung and its end, beside the saving stopping alone would allow there.
+
+    Why: a goal far below the saving one rung allows on a 3-epoch table needs a longer
+    schedule with several rungs, and those rungs only help if they rank like the end. The
+    fidelity runs are the only long per-epoch curves this project has measured, so they say
+    whether such a table exists on the tasks at hand before anyone spends a day building it."""
+    from multifidelity import epochs_per_architecture
+
+    from evaluators.fidelity import TARGET_TAU
+    from search.halving import rung_epochs
+
+    found = [(name, _load(name)) for name in FIDELITY_TASKS]
+    found = [(n, r) for n, r in found if r and not r.get("quick") and "long_checkpoint_tau" in r]
+    if not found:
+        return []
+    eta, epochs = main["eta"], found[0][1]["long_epochs"]
+    rungs = rung_epochs(1, eta, epochs)
+    first = main["table_signal"]["epoch_tau"][0]
+    rows = []
+    for _, r in found:
+        at = {x["epoch"]: x["held_out_tau"] for x in r["long_checkpoint_tau"]}
+        rows.append(
+            [
+                r["dataset"],
+                len(r["seeds"]),
+                *(f"{at[k]:.2f}" for k in rungs if k in at),
+                f"{r['long_held_out_tau']:.2f}",
+            ]
+        )
+    saving = epochs_per_architecture(rungs, eta, epochs) / epochs
+    early = [k for k in rungs if k <= epochs // eta]
+    best = max(
+        (
+            (x["held_out_tau"], r["dataset"], x["epoch"])
+            for _, r in found
+            for x in r["long_checkpoint_tau"]
+            if x["epoch"] in early
+        ),
+    )
+    if best[0] >= TARGET_TAU:
+        reading = (
+            f"On {best[1]} the rung at epoch {best[2]} reaches tau {best[0]:.2f} "
+            f"(>= {TARGET_TAU}): a {epochs}-epoch table there could judge a schedule with "
+            "several rungs."
+        )
+    else:
+        reading = (
+            f"No rung at epoch {early[-1]} or earlier reaches tau {TARGET_TAU} on any task "
+            f"(the best: {best[0]:.2f}, {best[1]} at epoch {best[2]}), so a longer table here "
+            f"would trade the {main['epochs_per_trial']}-epoch table's rung, whose seed-mean "
+            f"accuracy at epoch {first['epoch']} ranks like its end (tau "
+            f"{first['tau_with_final']:.2f}, above), for several that see little. The 0.33x goal needs a task on which attention placement moves "
+            "end accuracy beyond seed noise and shows it early."
+        )
+    return [
+        f"What rungs at epochs {rungs} of a {epochs}-epoch schedule (eta {eta}) would see, from "
+        "the fidelity runs' per-epoch curves (`long_checkpoint_tau`): the held-out-seed Kendall "
+        "tau between one seed's accuracy at the rung and the other seeds' at the end, and the "
+        "end's against itself (the most this measure can show).",
+        "",
+        _table(["task", "seeds", *(f"epoch {k}" for k in rungs), f"end (epoch {epochs})"], rows),
+        "",
+        f"Stopping alone would save {saving:.2f}x there. " + reading,
+    ]
 
 
 def _epochs_side_by_side(

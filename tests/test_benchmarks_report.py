@@ -371,3 +371,26 @@ def test_the_long_reference_keeps_every_training_setting_whatever_the_short_reci
     assert reference["epochs"] == 30 and reference["momentum"] == 0.9
     for setting in ("momentum=0.5", "train_images=360", "label_smoothing=0", "augment=false"):
         assert long_train(f"eval.train.{setting}") == reference, setting
+
+
+def test_halving_section_says_what_rungs_on_the_long_recipe_see_on_each_task(monkeypatch):
+    """The rung table reads each task's stored per-epoch taus at the rungs eta gives, and its
+    verdict follows them: a task whose early rung ranks like the end is named as one."""
+    report = _report_module()
+    results = ROOT / "bench" / "results"
+    main = json.loads((results / "multifidelity.json").read_text())
+    tasks = {n: json.loads((results / f"{n}.json").read_text()) for n in report.FIDELITY_TASKS}
+    monkeypatch.setattr(report, "_load", lambda name: tasks.get(name))
+    text = "\n".join(report._rungs_on_long_recipe(main))
+    assert "| task | seeds | epoch 1 | epoch 3 | epoch 9 | epoch 27 | end (epoch 30) |" in text
+    for r in tasks.values():
+        at = {x["epoch"]: x["held_out_tau"] for x in r["long_checkpoint_tau"]}
+        assert f"| {r['dataset']} | {len(r['seeds'])} | {at[1]:.2f} | {at[3]:.2f} |" in text
+    assert "No rung at epoch 9 or earlier reaches tau 0.6" in text
+    early = dict(tasks["fidelity"])
+    early["long_checkpoint_tau"] = [
+        x | {"held_out_tau": 0.7} if x["epoch"] == 3 else x for x in early["long_checkpoint_tau"]
+    ]
+    tasks["fidelity"] = early
+    text = "\n".join(report._rungs_on_long_recipe(main))
+    assert f"On {early['dataset']} the rung at epoch 3 reaches tau 0.70" in text
