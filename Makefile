@@ -55,14 +55,16 @@ bench-fidelity: $(STAMP)
 	$(BIN)/python bench/report.py
 
 # The same on real data: Fashion-MNIST as Debian installs it (apt install
-# dataset-fashion-mnist), cut to 2,000 training and 2,000 val images at 16 px so that an
-# epoch takes seconds on a CPU; resumable, about 2.5 hours on 2 cores for 30 x 3:
-# bench/results/fidelity_fashion_mnist16.json. FASHION_MNIST=DIR reads a copy elsewhere, but
-# the directory is part of each run's fingerprint: the stored runs are found at theirs only.
+# dataset-fashion-mnist), with configs/fashion_mnist.yaml's data settings (2,000 training and
+# 2,000 val images at 16 px, so that an epoch takes seconds on a CPU; the quickstart's space,
+# so the same sample and the same run fingerprints as the quickstart with those settings set);
+# resumable, about 2.5 hours on 2 cores for 30 x 3: bench/results/fidelity_fashion_mnist16.json.
+# FASHION_MNIST=DIR reads a copy elsewhere, but the directory is part of each run's
+# fingerprint: the stored runs are found at theirs only.
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 bench-fidelity-fashion: $(STAMP)
-	$(BIN)/python bench/fidelity.py --set eval.dataset=fashion_mnist \
-		--set eval.data_dir=$(FASHION_MNIST) --set eval.train_size=2000 --set eval.val_size=2000
+	$(BIN)/python bench/fidelity.py --config configs/fashion_mnist.yaml \
+		--set eval.data_dir=$(FASHION_MNIST)
 	$(BIN)/python bench/report.py
 
 # The tabular benchmark the sampler comparison replays: built once, stored in bench/data/.

@@ -394,3 +394,29 @@ def test_halving_section_says_what_rungs_on_the_long_recipe_see_on_each_task(mon
     tasks["fidelity"] = early
     text = "\n".join(report._rungs_on_long_recipe(main))
     assert f"On {early['dataset']} the rung at epoch 3 reaches tau 0.70" in text
+
+
+def test_the_fashion_config_plans_the_runs_its_stored_benchmark_holds():
+    """make bench-fidelity-fashion reads its data settings from configs/fashion_mnist.yaml: a
+    change there that moved a fingerprint would silently retrain the whole stored sample."""
+    _report_module()
+    from fidelity import long_recipe
+
+    from evaluators.fidelity import load_store, make_plan, run_key
+    from search.config import load_config
+    from spaces import SearchSpace
+
+    cfg = load_config(ROOT / "configs" / "fashion_mnist.yaml", [])
+    stored = json.loads((ROOT / "bench" / "results" / "fidelity_fashion_mnist16.json").read_text())
+    plan = make_plan(
+        SearchSpace(cfg.space),
+        cfg.eval,
+        archs=stored["architectures_planned"],
+        seeds=len(stored["seeds"]),
+        long_recipe=long_recipe(),
+        sample_seed=stored["sample_seed"],
+    )
+    done = load_store(ROOT / "bench" / "data" / "fidelity_fashion_mnist16.jsonl")
+    planned = [run_key(arch, plan.config(s, seed), seed) for arch, s, seed in plan.runs()]
+    assert len(planned) == 2 * len(stored["seeds"]) * stored["architectures_planned"]
+    assert [key for key in planned if key not in done] == []
