@@ -657,33 +657,25 @@ def _rungs_on_long_recipe(main: dict[str, Any]) -> list[str]:
     from evaluators.fidelity import TARGET_TAU
     from search.halving import rung_epochs
 
-    found = [(name, _load(name)) for name in FIDELITY_TASKS]
-    found = [(n, r) for n, r in found if r and not r.get("quick") and "long_checkpoint_tau" in r]
+    found = [_load(name) for name in FIDELITY_TASKS]
+    found = [r for r in found if r and not r.get("quick") and "long_checkpoint_tau" in r]
     if not found:
         return []
-    eta, epochs = main["eta"], found[0][1]["long_epochs"]
+    eta, epochs = main["eta"], found[0]["long_epochs"]
     rungs = rung_epochs(1, eta, epochs)
     first = main["table_signal"]["epoch_tau"][0]
     rows = []
-    for _, r in found:
+    for r in found:
         at = {x["epoch"]: x["held_out_tau"] for x in r["long_checkpoint_tau"]}
-        rows.append(
-            [
-                r["dataset"],
-                len(r["seeds"]),
-                *(f"{at[k]:.2f}" for k in rungs if k in at),
-                f"{r['long_held_out_tau']:.2f}",
-            ]
-        )
+        taus = [f"{at[k]:.2f}" for k in rungs]
+        rows.append([r["dataset"], len(r["seeds"]), *taus, f"{r['long_held_out_tau']:.2f}"])
     saving = epochs_per_architecture(rungs, eta, epochs) / epochs
     early = [k for k in rungs if k <= epochs // eta]
     best = max(
-        (
-            (x["held_out_tau"], r["dataset"], x["epoch"])
-            for _, r in found
-            for x in r["long_checkpoint_tau"]
-            if x["epoch"] in early
-        ),
+        (x["held_out_tau"], r["dataset"], x["epoch"])
+        for r in found
+        for x in r["long_checkpoint_tau"]
+        if x["epoch"] in early
     )
     if best[0] >= TARGET_TAU:
         reading = (
@@ -697,8 +689,9 @@ def _rungs_on_long_recipe(main: dict[str, Any]) -> list[str]:
             f"(the best: {best[0]:.2f}, {best[1]} at epoch {best[2]}), so a longer table here "
             f"would trade the {main['epochs_per_trial']}-epoch table's rung, whose seed-mean "
             f"accuracy at epoch {first['epoch']} ranks like its end (tau "
-            f"{first['tau_with_final']:.2f}, above), for several that see little. The 0.33x goal needs a task on which attention placement moves "
-            "end accuracy beyond seed noise and shows it early."
+            f"{first['tau_with_final']:.2f}, above), for several that see little. The 0.33x "
+            "goal needs a task on which attention placement moves end accuracy beyond seed "
+            "noise and shows it early."
         )
     return [
         f"What rungs at epochs {rungs} of a {epochs}-epoch schedule (eta {eta}) would see, from "
