@@ -652,7 +652,7 @@ def _rungs_on_long_recipe(main: dict[str, Any]) -> list[str]:
     schedule with several rungs, and those rungs only help if they rank like the end. The
     fidelity runs are the only long per-epoch curves this project has measured, so they say
     whether such a table exists on the tasks at hand before anyone spends a day building it."""
-    from multifidelity import epochs_per_architecture
+    from multifidelity import GOAL, epochs_per_architecture
 
     from evaluators.fidelity import TARGET_TAU
     from search.halving import rung_epochs
@@ -689,7 +689,7 @@ def _rungs_on_long_recipe(main: dict[str, Any]) -> list[str]:
             f"(the best: {best[0]:.2f}, {best[1]} at epoch {best[2]}), so a longer table here "
             f"would trade the {main['epochs_per_trial']}-epoch table's rung, whose seed-mean "
             f"accuracy at epoch {first['epoch']} ranks like its end (tau "
-            f"{first['tau_with_final']:.2f}, above), for several that see little. The 0.33x "
+            f"{first['tau_with_final']:.2f}, above), for several that see little. The {GOAL:.2f}x "
             "goal needs a task on which attention placement moves end accuracy beyond seed "
             "noise and shows it early."
         )
@@ -811,7 +811,7 @@ def _halving_verdict(r: dict[str, Any]) -> str:
     """Halving's epochs to the target against the best full schedule's, with the ratio's
     interval over seeds and where the goal lies against it."""
     sys.path.insert(0, str(ROOT))
-    from multifidelity import headline
+    from multifidelity import GOAL, headline
 
     h = headline(r)
     if h is None:
@@ -829,7 +829,7 @@ def _halving_verdict(r: dict[str, Any]) -> str:
         f"reached it counting as never) against {h['full_epochs']} for the best full schedule "
         f"({h['full_sampler']}): "
         f"**{h['ratio']:.2f}x**, 95% interval {lo:.2f}x to {upper} (each row's seeds "
-        f"resampled). The goal, at most 0.33x, is {reading}. Stopping alone saves at most "
+        f"resampled). The goal, at most {GOAL:.2f}x, is {reading}. Stopping alone saves at most "
         f"{h['saving_bound']:.2f}x on rungs {r['rungs']} of {r['epochs_per_trial']} epochs at "
         f"eta {r['eta']} (each rung keeping 1/{r['eta']}: the ratio if halving found the front "
         "after the same architectures as the full schedule); below it, the extra architectures "
