@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -420,3 +422,38 @@ def test_the_fashion_config_plans_the_runs_its_stored_benchmark_holds():
     planned = [run_key(arch, plan.config(s, seed), seed) for arch, s, seed in plan.runs()]
     assert len(planned) == 2 * len(stored["seeds"]) * stored["architectures_planned"]
     assert [key for key in planned if key not in done] == []
+
+
+def test_a_short_schedule_longer_than_a_sixth_of_the_long_one_runs_only_as_a_labelled_screen(
+    monkeypatch, tmp_path
+):
+    """The benchmark's contract is a long reference at least 6x the short schedule; a longer
+    short schedule may be screened against the stored long runs (up to half), and its row
+    says it is a screen wherever the recipes are compared."""
+    report = _report_module()
+    import fidelity
+
+    fidelity.check_lengths(5, 30)
+    with pytest.raises(SystemExit, match=r"\(30 epochs\) must be at least 6 times .*\(12 epochs\)"):
+        fidelity.check_lengths(12, 30)
+    fidelity.check_lengths(12, 30, screen=True)
+    fidelity.check_lengths(15, 30, screen=True)
+    with pytest.raises(SystemExit, match=r"at least 2 times the short schedule \(16 epochs\)"):
+        fidelity.check_lengths(16, 30, screen=True)
+
+    results = ROOT / "bench" / "results"
+    main = json.loads((results / "fidelity.json").read_text())
+    b32 = json.loads((results / "fidelity_recipe_b32.json").read_text())
+    screen = b32 | {"recipe": "e12", "screen": True, "short_epochs": 12}
+    screen["short_recipe"] = main["short_recipe"] | {"epochs": 12}
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "fidelity_recipe_e12.json").write_text(json.dumps(screen))
+    monkeypatch.setattr(report, "ROOT", tmp_path)
+    text = report.fidelity(main)
+    assert "| e12 (screen, 2.5x) | epochs=12 | 30 |" in text
+    assert any(
+        line.startswith("| e12 (screen, 2.5x) | ") and "±" in line for line in text.splitlines()
+    )
+    assert "is not the benchmark's 6x contract" in text
+    (tmp_path / "results" / "fidelity_recipe_e12.json").write_text(json.dumps(b32))
+    assert "screen" not in report.fidelity(main)
