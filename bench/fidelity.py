@@ -217,7 +217,8 @@ def main() -> None:
     for group, g in figures["rank_shift"].items():
         console.print(
             f"  {group}: mean rank shift {g['mean_rank_shift']:+.2f} ± {g['stderr']:.2f} "
-            f"({g['architectures']} architectures)"
+            f"({g['architectures']} architectures; random sets shift as far: p "
+            f"{g['random_sets_p']:.2f})"
         )
     write_result(result, args.out)
 

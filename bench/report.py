@@ -344,6 +344,7 @@ def fidelity(r: dict[str, Any]) -> str:
             f"{g['stderr']:.2f}",
             g["architectures"],
             "yes" if g["beyond_2_sigma"] else "no",
+            f"{g['random_sets_p']:.2f}" if "random_sets_p" in g else "-",
         ]
         for group, g in r["rank_shift"].items()
     ]
@@ -364,9 +365,15 @@ def fidelity(r: dict[str, Any]) -> str:
             _table(["architecture", "short acc", "long acc", "latency_rel"], rows),
             "",
             "Mean rank shift from short to long (positive: ranks worse after long training), "
-            "with its standard error over seeds:",
+            "with its standard error over seeds, and how often a random set of as many of these "
+            "architectures shifts at least as far (p; a permutation test of the group's label). "
+            "Two standard errors over seeds ask whether these particular architectures shift, "
+            "which most sets do where short and long rank differently; only a small p says "
+            "that the type or position itself is favoured or penalised by the short schedule:",
             "",
-            _table(["group", "mean shift", "stderr", "architectures", "beyond 2 sigma"], shifts),
+            _table(
+                ["group", "mean shift", "stderr", "architectures", "beyond 2 sigma", "p"], shifts
+            ),
             *_recipes(r),
         ]
     )
@@ -383,6 +390,8 @@ def _recipe_label(r: dict[str, Any]) -> str:
 
 def _recipes(main: dict[str, Any]) -> list[str]:
     """Candidate short recipes scored against the same stored long runs, side by side."""
+    from evaluators.fidelity import SHIFT_P
+
     found = [main] + [
         json.loads(p.read_text())
         for p in sorted((ROOT / "results").glob("fidelity*_recipe_*.json"))
@@ -401,6 +410,8 @@ def _recipes(main: dict[str, Any]) -> list[str]:
         recipe = ADDED_LATER | r["short_recipe"]
         changed = {k: v for k, v in recipe.items() if base.get(k) != v}
         beyond = sum(bool(g["beyond_2_sigma"]) for g in r["rank_shift"].values())
+        ps = [g["random_sets_p"] for g in r["rank_shift"].values() if "random_sets_p" in g]
+        beyond_random = f"{sum(p < SHIFT_P for p in ps)} of {len(ps)}" if ps else "-"
         rows.append(
             [
                 _recipe_label(r),
@@ -413,12 +424,13 @@ def _recipes(main: dict[str, Any]) -> list[str]:
                 f"{r['long_front_in_short_top_k']:.0%}",
                 f"{r['seed_sigma_short']:.4f}",
                 f"{beyond} of {len(r['rank_shift'])}",
+                beyond_random,
             ]
         )
     header = ["recipe", "short settings changed", "archs", "tau", "tau seed noise allows"]
     header += ["held-out tau"]
     header += ["rho", "front in top-k"]
-    header += ["short seed sigma", "groups shifted > 2 sigma"]
+    header += ["short seed sigma", "groups shifted > 2 sigma", "beyond random sets"]
     screens = (
         [
             "",
@@ -441,15 +453,19 @@ def _recipes(main: dict[str, Any]) -> list[str]:
 
 
 def _type_shifts(found: list[dict[str, Any]]) -> list[str]:
-    """Each recipe's mean rank shift per attention type, side by side: a type that shifts the
-    same way under every recipe is a bias of short training itself on this task, which no
-    recipe tried removes."""
+    """Each recipe's mean rank shift per attention type, side by side. Every recipe is scored
+    against the same long runs of the same architectures, so a type that shifts the same way
+    under every recipe may be those architectures' own long ranks: only the permutation test
+    (†) speaks for the type."""
+    from evaluators.fidelity import SHIFT_P
+
     types = sorted({g for r in found for g in r["rank_shift"] if g.startswith("type:")})
 
     def cell(g: dict[str, Any] | None) -> str:
         if g is None:
             return "-"
         mark = " *" if g["beyond_2_sigma"] else ""
+        mark += " †" if g.get("random_sets_p", 1.0) < SHIFT_P else ""
         return f"{g['mean_rank_shift']:+.1f} ± {g['stderr']:.1f}{mark}"
 
     rows = [[_recipe_label(r), *(cell(r["rank_shift"].get(t)) for t in types)] for r in found]
@@ -457,7 +473,8 @@ def _type_shifts(found: list[dict[str, Any]]) -> list[str]:
         "",
         "Mean rank shift per attention type under each recipe (positive: ranks worse after "
         "long training than the short recipe ranked it; ± its standard error over seeds, "
-        "* beyond 2 sigma):",
+        f"* beyond 2 sigma, † shifts further than random sets of as many architectures, p < "
+        f"{SHIFT_P}):",
         "",
         _table(["recipe", *(t.removeprefix("type:") for t in types)], rows),
     ]

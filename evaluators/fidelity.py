@@ -11,7 +11,8 @@ timed beside a training run it reads several percent off.
 ``analyse`` gives Kendall tau and Spearman rho between short and long mean accuracy, the
 share of the long schedule's (accuracy, latency_rel) Pareto front inside the short
 schedule's top-k, the seed sigma at each length, and per attention type and per position
-the mean rank shift from short to long with its standard error over seeds, and how early
+the mean rank shift from short to long with its standard error over seeds and how often
+random sets of as many architectures shift as far (``random_sets_p``), and how early
 the long recipe's own ranking settles (``checkpoint_fidelity``). Used by ``attnas fidelity``
 and ``bench/fidelity.py``.
 """
@@ -368,23 +369,29 @@ def analyse(rows: list[dict[str, Any]], seeds: list[int], top_k: int) -> dict[st
 
     # The rank shift per seed (short seed s against long seed s): its spread over the seeds
     # says how much of a group's mean shift is noise.
-    shifts: dict[str, list[list[float]]] = defaultdict(lambda: [[] for _ in seeds])
-    for s in range(len(seeds)):
-        rs = _ranks([r["short"][s] for r in rows])
-        rl = _ranks([r["long"][s] for r in rows])
-        for i, r in enumerate(rows):
-            for group in r["groups"]:
-                shifts[group][s].append(float(rl[i] - rs[i]))
+    seed_shifts = [
+        [float(long_rank - short_rank) for long_rank, short_rank in zip(rl, rs, strict=True)]
+        for rs, rl in (
+            (_ranks([r["short"][s] for r in rows]), _ranks([r["long"][s] for r in rows]))
+            for s in range(len(seeds))
+        )
+    ]
+    arch_shifts = [statistics.fmean(per_seed) for per_seed in zip(*seed_shifts, strict=True)]
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        for group in r["groups"]:
+            members[group].append(i)
     groups = {}
-    for group, per_seed in sorted(shifts.items()):
-        means = [statistics.fmean(v) for v in per_seed]
+    for group, idx in sorted(members.items()):
+        means = [statistics.fmean(shift[i] for i in idx) for shift in seed_shifts]
         mean = statistics.fmean(means)
         se = statistics.stdev(means) / math.sqrt(len(means)) if len(means) > 1 else float("nan")
         groups[group] = {
             "mean_rank_shift": mean,
             "stderr": se,
             "beyond_2_sigma": bool(abs(mean) > 2 * se) if not math.isnan(se) else None,
-            "architectures": len(per_seed[0]),
+            "random_sets_p": random_sets_p(arch_shifts, idx),
+            "architectures": len(idx),
         }
     return {
         **noise_ceiling(rows),
@@ -398,6 +405,45 @@ def analyse(rows: list[dict[str, Any]], seeds: list[int], top_k: int) -> dict[st
         "rank_shift": groups,
         **checkpoint_fidelity(rows),
     }
+
+
+SHIFT_P = 0.05  # a type or position shifts beyond random sets of architectures below this p
+
+
+def shifted_groups(figures: dict[str, Any]) -> str:
+    """One sentence: which attention types or positions the short schedule favours or
+    penalises beyond random sets of as many architectures (``random_sets_p``), or none."""
+    flagged = [
+        f"{group} ({g['mean_rank_shift']:+.1f} ranks from short to long, p "
+        f"{g['random_sets_p']:.2g})"
+        for group, g in figures["rank_shift"].items()
+        if g.get("random_sets_p", 1.0) < SHIFT_P
+    ]
+    if flagged:
+        return "shifted beyond random sets of architectures: " + ", ".join(flagged)
+    return (
+        "no attention type or position shifts from short to long further than random sets of "
+        f"as many architectures do (p >= {SHIFT_P})"
+    )
+
+
+def random_sets_p(arch_shifts: list[float], members: list[int], draws: int = 4000) -> float:
+    """How often a random set of as many architectures shifts at least as far (mean rank
+    shift, either way) as this group does: a permutation test of the group's label.
+
+    Twice the standard error over seeds asks whether *these* architectures shift, which almost
+    any set does when short and long rank differently: on clutter, with 3 seeds, a third of
+    random same-size sets pass it. A type or position biases the short schedule only if its
+    members shift more than architectures picked at random. Seeded, so a result is stable."""
+    k = len(members)
+    if k == 0 or k == len(arch_shifts):
+        return float("nan")
+    observed = abs(statistics.fmean(arch_shifts[i] for i in members))
+    rng = random.Random(0)
+    hits = sum(
+        abs(statistics.fmean(rng.sample(arch_shifts, k))) >= observed - 1e-12 for _ in range(draws)
+    )
+    return (hits + 1) / (draws + 1)
 
 
 Proxy = Callable[[dict[str, Any], int], float]  # (row, seed index) -> an accuracy

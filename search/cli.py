@@ -720,6 +720,7 @@ def fidelity(
         measure_plan_latency,
         ranking,
         run_plan,
+        shifted_groups,
         summary,
         table_rows,
     )
@@ -763,6 +764,7 @@ def fidelity(
     console.print(table)
     console.print(summary(figures))
     console.print(_fidelity_verdict(figures, len(rows)))
+    console.print(shifted_groups(figures))
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / "fidelity.json"
     result = {**figures, "short_epochs": cfg.eval.train.epochs, "seeds": plan.seeds}

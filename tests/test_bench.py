@@ -445,3 +445,44 @@ def test_scale_quick_drives_stub_trials_through_the_real_driver(tmp_path):
     assert 1 <= row["worker_processes"] < row["trials_settled"]
     assert row["trials_per_worker_process"] == row["trials_settled"] / row["worker_processes"]
     assert int(r["hardware"]["cpus"]) >= 1 and {"ray", "optuna", "sqlalchemy"} <= set(r["versions"])
+
+
+def test_a_type_biases_the_short_schedule_only_if_it_shifts_further_than_random_sets():
+    """Twice the seed noise once called any group 'biased' whose members happened to shift:
+    where short and long rank differently, a third of random sets pass that test on clutter.
+    The permutation test asks whether the group's label matters."""
+    from evaluators.fidelity import analyse, random_sets_p, shifted_groups
+
+    rng = __import__("random").Random(3)
+    n, seeds = 24, [0, 1, 2]
+    # Every architecture's long accuracy is its own; the short schedule favours 'se' (members
+    # 0-5) by 0.05 and reorders the rest by an offset of each architecture's own, the same
+    # for every seed: a short schedule that ranks differently, with no type in it.
+    quality = [0.80 + 0.004 * i for i in range(n)]
+    own = [rng.uniform(-0.03, 0.03) for _ in range(n)]
+    rows = []
+    for i in range(n):
+        long = [quality[i] + 0.0005 * s for s in seeds]
+        short = [quality[i] + own[i] + (0.05 if i < 6 else 0.0) + 0.0005 * s for s in seeds]
+        groups = ["type:se" if i < 6 else "type:none"]
+        groups.append("position:pre" if i % 4 == 1 else "position:post")  # unrelated to shift
+        rows.append({"label": str(i), "groups": groups, "short": short, "long": long})
+    for r in rows:
+        r["latency_rel"] = 1.0
+    figures = analyse(rows, seeds, top_k=6)
+    shift = figures["rank_shift"]
+    assert shift["type:se"]["mean_rank_shift"] > 5 and shift["type:se"]["random_sets_p"] < 0.01
+    flagged = shifted_groups(figures)
+    assert flagged.startswith("shifted beyond random sets of architectures: ")
+    # the rest ('none') shifted the other way as a set; the positions did not
+    assert "type:se (+" in flagged and "type:none (-" in flagged and "position" not in flagged
+    # Its members shift, identically in every seed (2 sigma says yes), but no more than
+    # random sets of six of these architectures do.
+    pre = shift["position:pre"]
+    assert pre["beyond_2_sigma"] and pre["random_sets_p"] > 0.05
+    assert pre["architectures"] == 6
+    # Exact: the group holding the two largest of four shifts is as far out as 2 of 6 sets.
+    assert random_sets_p([3.0, 3.0, -3.0, -3.0], [0, 1], draws=600) == pytest.approx(
+        (200 + 1) / 601, abs=0.05
+    )
+    assert math.isnan(random_sets_p([1.0, -1.0], [0, 1]))  # every architecture: no test

@@ -457,3 +457,26 @@ def test_a_short_schedule_longer_than_a_sixth_of_the_long_one_runs_only_as_a_lab
     assert "is not the benchmark's 6x contract" in text
     (tmp_path / "results" / "fidelity_recipe_e12.json").write_text(json.dumps(b32))
     assert "screen" not in report.fidelity(main)
+
+
+def test_the_rank_shift_tables_give_the_permutation_test_beside_the_seed_noise_test():
+    """Each group's p against random sets of architectures is rendered from the stored result,
+    counted per recipe, and marked in the per-type table where it is below SHIFT_P."""
+    report = _report_module()
+    from evaluators.fidelity import SHIFT_P
+
+    stored = json.loads((ROOT / "bench" / "results" / "fidelity.json").read_text())
+    text = report.fidelity(stored)
+    eca = stored["rank_shift"]["type:eca"]
+    row = f"| type:eca | {eca['mean_rank_shift']:+.2f} | {eca['stderr']:.2f} |"
+    assert any(line.startswith(row) and line.endswith(f"| {eca['random_sets_p']:.2f} |")
+               for line in text.splitlines())  # fmt: skip
+    flagged = stored | {
+        "rank_shift": stored["rank_shift"]
+        | {"type:eca": eca | {"random_sets_p": SHIFT_P / 2, "beyond_2_sigma": True}}
+    }
+    text = report.fidelity(flagged)
+    config = next(line for line in text.splitlines() if line.startswith("| config | +"))
+    assert config.split(" | ")[3] == f"{eca['mean_rank_shift']:+.1f} ± {eca['stderr']:.1f} * †"
+    counts = next(line for line in text.splitlines() if line.startswith("| config | (the"))
+    assert counts.endswith("| 1 of 9 |")

@@ -235,6 +235,7 @@ def test_fidelity_on_a_users_config_prints_tau_and_writes_its_table(tmp_path):
     result = runner.invoke(app, [*args, "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "Kendall tau" in result.output and "short (1 epochs) against long (2)" in result.output
+    assert "further than random sets of as many architectures" in " ".join(result.output.split())
     table = json.loads((tmp_path / "fid" / "fidelity" / "fidelity.json").read_text())
     assert table["long_epochs"] == 2 and table["seeds"] == [0, 1]
     # the sample is every baseline of the space (4 here), even when fewer were asked for
