@@ -397,7 +397,12 @@ def _recipes(main: dict[str, Any]) -> list[str]:
         for p in sorted((ROOT / "results").glob("fidelity*_recipe_*.json"))
     ]
     # A recipe is scored against its own task's long runs, so only those sit in one table.
-    found = [r for r in found if not r.get("quick") and r["dataset"] == main["dataset"]]
+    found = [
+        r
+        for r in found
+        if not r.get("quick")
+        and (r["dataset"], r["long_epochs"]) == (main["dataset"], main["long_epochs"])
+    ]
     if len(found) < 2:
         return []
     from evaluators.train import ADDED_LATER

@@ -243,6 +243,11 @@ def test_each_task_keeps_its_own_fidelity_result_and_compares_only_its_own_recip
     assert fidelity.result_name("clutter16", "b32") == "fidelity_recipe_b32"  # as stored
     assert fidelity.result_name("digits16", None) == "fidelity_digits16"
     assert fidelity.result_name("digits16", "b32") == "fidelity_digits16_recipe_b32"
+    # a longer reference's long runs are others: its result and its recipes carry the length
+    assert fidelity.result_name("clutter16", None, 30) == "fidelity"
+    assert fidelity.result_name("clutter16", None, 72) == "fidelity_long72"
+    assert fidelity.result_name("clutter16", "b32", 72) == "fidelity_long72_recipe_b32"
+    assert fidelity.long_recipe(epochs=72) == fidelity.long_recipe() | {"epochs": 72}
     stored = json.loads((ROOT / "bench" / "results" / "fidelity.json").read_text())
     text = report.fidelity(stored)
     assert "| b32 | batch_size=32 |" in text
@@ -255,6 +260,8 @@ def test_each_task_keeps_its_own_fidelity_result_and_compares_only_its_own_recip
     row = next(line for line in text.splitlines() if line.startswith("| b32 | ") and "±" in line)
     assert row.split(" | ")[3] == f"{eca['mean_rank_shift']:+.1f} ± {eca['stderr']:.1f}{star}"
     assert "more than two standard errors below it" in text  # clutter: bias
+    # recipes scored against the 30-epoch runs do not sit beside a 72-epoch reference
+    assert "Short recipes compared" not in report.fidelity(stored | {"long_epochs": 72})
     digits = json.loads((ROOT / "bench" / "results" / "fidelity_digits16.json").read_text())
     text = report.fidelity(digits)
     assert "on `digits16`" in text and "Short recipes compared" not in text
