@@ -368,7 +368,8 @@ def fidelity(r: dict[str, Any]) -> str:
             "with its standard error over seeds, and how often a random set of as many of these "
             "architectures shifts at least as far (p; a permutation test of the group's label). "
             "Two standard errors over seeds ask whether these particular architectures shift, "
-            "which most sets do where short and long rank differently; only a small p says "
+            "which random sets of them often do where short and long rank differently; only a "
+            "small p says "
             "that the type or position itself is favoured or penalised by the short schedule:",
             "",
             _table(
