@@ -1441,6 +1441,12 @@ SECTIONS = {
         "bench/fidelity.py (make bench-fidelity-fashion: Fashion-MNIST from Debian's "
         "dataset-fashion-mnist, 2,000 training and 2,000 val images, 16 px)",
     ),
+    "fidelity_long72": (
+        "Short-schedule fidelity at 12 epochs, under the 6x contract (clutter)",
+        fidelity,
+        "bench/fidelity.py (make bench-fidelity-long: --set eval.dataset=clutter "
+        "--set eval.train.epochs=12 --long-epochs 72)",
+    ),
     "multifidelity": ("Successive halving", multifidelity, "bench/multifidelity.py"),
     "live_halving": ("Successive halving, live", live_halving, "bench/live_halving.py"),
     "scale": ("Driver throughput at cluster scale", scale, "bench/scale.py"),

@@ -487,3 +487,38 @@ def test_the_rank_shift_tables_give_the_permutation_test_beside_the_seed_noise_t
     assert config.split(" | ")[3] == f"{eca['mean_rank_shift']:+.1f} ± {eca['stderr']:.1f} * †"
     counts = next(line for line in text.splitlines() if line.startswith("| config | (the"))
     assert counts.endswith("| 1 of 9 |")
+
+
+def test_make_bench_fidelity_long_reuses_the_stored_12_epoch_runs_and_trains_72_epoch_ones():
+    """make bench-fidelity-long is the 6x run of the e12 screen's short schedule: its 90
+    12-epoch runs are already stored, and only the long runs are new (72 epochs, every other
+    setting the long recipe's). A flag that moved a fingerprint would retrain them all."""
+    _report_module()
+    import shlex
+
+    from fidelity import long_recipe
+
+    from evaluators.fidelity import load_store, make_plan, run_key
+    from search.config import load_config
+    from spaces import SearchSpace
+
+    makefile = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    recipe = makefile.split("\nbench-fidelity-long:", 1)[1].split("\n")[1]
+    words = shlex.split(recipe)
+    overrides = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
+    long_epochs = int(words[words.index("--long-epochs") + 1])
+    assert long_epochs == 72 and "eval.train.epochs=12" in overrides
+
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml", overrides)
+    plan = make_plan(
+        SearchSpace(cfg.space), cfg.eval, archs=30, seeds=3, long_recipe=long_recipe(False, 72)
+    )
+    done = load_store(ROOT / "bench" / "data" / "fidelity_clutter16.jsonl")
+    keys = {s: [] for s in ("short", "long")}
+    for arch, schedule, seed in plan.runs():
+        keys[schedule].append(run_key(arch, plan.config(schedule, seed), seed))
+    assert len(keys["short"]) == len(keys["long"]) == 90
+    assert [key for key in keys["short"] if key not in done] == []
+    assert plan.config("long", 0).train.model_dump(mode="json") == long_recipe() | {"epochs": 72}
+    stored_long = [done[key] for key in keys["long"] if key in done]
+    assert stored_long and all(len(r["accuracies"]) == 72 for r in stored_long)
