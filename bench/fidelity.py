@@ -17,7 +17,6 @@ run on the quickstart's own task sits beside it instead of replacing it.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from evaluators.fidelity import (
     summary,
     table_rows,
     trained_on,
+    training_seconds,
 )
 from evaluators.train import TrainSettings
 from search.config import load_config
@@ -181,7 +181,6 @@ def main() -> None:
         f"{cfg.eval.train.epochs} / long {plan.long['train']['epochs']} epochs on {tag}; "
         f"store {store}"
     )
-    t0 = time.perf_counter()
 
     def progress(k: int, n: int, r: dict) -> None:
         last = r["accuracies"][-1] if r["accuracies"] else float("nan")
@@ -223,7 +222,7 @@ def main() -> None:
         "long_recipe": plan.long["train"],
         "seeds": plan.seeds,
         "sample_seed": args.sample_seed,
-        "seconds_this_run": time.perf_counter() - t0,
+        "training_seconds": training_seconds(plan, done),
         "trained_on": trained_on(plan, done),
         "architectures_planned": len(plan.archs),
         "architectures": [{k: v for k, v in r.items() if not k.endswith("_curves")} for r in rows],

@@ -359,6 +359,7 @@ def fidelity(r: dict[str, Any]) -> str:
             f"the long schedule's (accuracy, latency_rel) front found in the short schedule's "
             f"top-{r['top_k']}: {r['long_front_in_short_top_k']:.0%}. Seed sigma (mean over "
             f"architectures): short {r['seed_sigma_short']:.4f}, long {r['seed_sigma_long']:.4f}.",
+            *_training_cost(r),
             "",
             *_ceiling(r),
             *_checkpoints(r),
@@ -378,6 +379,19 @@ def fidelity(r: dict[str, Any]) -> str:
             *_recipes(r),
         ]
     )
+
+
+def _training_cost(r: dict[str, Any]) -> list[str]:
+    """What the figures cost to train, from the stored runs (results written before the store
+    summed it carry no such figure)."""
+    if "training_seconds" not in r:
+        return []
+    hours = {k: v / 3600 for k, v in r["training_seconds"].items()}
+    return [
+        f"Training behind them: {hours['short']:.1f} h of short runs and {hours['long']:.1f} h "
+        "of long ones (each run on one thread, summed over the stored runs; `bench/fidelity.py` "
+        "runs two at a time)."
+    ]
 
 
 def _recipe_label(r: dict[str, Any]) -> str:

@@ -271,18 +271,55 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def complete_runs(
+    plan: FidelityPlan, done: dict[tuple[str, str, int], dict[str, Any]]
+) -> list[tuple[str, ArchConfig, dict[str, list[dict[str, Any]]]]]:
+    """(baseline, architecture, runs per schedule in seed order) for each architecture whose
+    runs are all stored: what the figures stand on, whatever else a stopped benchmark left."""
+    complete = []
+    for baseline, arch in plan.archs:
+        keys = {
+            schedule: [run_key(arch, plan.config(schedule, s), s) for s in plan.seeds]
+            for schedule in ("short", "long")
+        }
+        if all(k in done for ks in keys.values() for k in ks):
+            complete.append(
+                (baseline, arch, {sc: [done[k] for k in ks] for sc, ks in keys.items()})
+            )
+    return complete
+
+
+def _runs_behind(plan: FidelityPlan, done: dict) -> list[tuple[str, dict[str, Any]]]:
+    """(schedule, run) for every run of the complete architectures."""
+    return [
+        (schedule, run)
+        for _, _, runs in complete_runs(plan, done)
+        for schedule, seeded in runs.items()
+        for run in seeded
+    ]
+
+
 def trained_on(
     plan: FidelityPlan, done: dict[tuple[str, str, int], dict[str, Any]]
 ) -> dict[str, int]:
-    """How many of the plan's stored runs trained on each device (runs stored before the
+    """How many of the runs behind the figures trained on each device (runs stored before the
     device was recorded count as ``unrecorded``): the provenance of a reference whose seeds
     may come from different machines."""
     names = [
-        done[key].get("hardware", {}).get("name", "unrecorded")
-        for arch, schedule, seed in plan.runs()
-        if (key := run_key(arch, plan.config(schedule, seed), seed)) in done
+        run.get("hardware", {}).get("name", "unrecorded") for _, run in _runs_behind(plan, done)
     ]
     return dict(Counter(names))
+
+
+def training_seconds(
+    plan: FidelityPlan, done: dict[tuple[str, str, int], dict[str, Any]]
+) -> dict[str, float]:
+    """Seconds of training the figures stand on, per schedule, summed over their runs:
+    what the benchmark cost however many sittings (or ``--analyse-only`` reruns) it took."""
+    total: Counter[str] = Counter()
+    for schedule, run in _runs_behind(plan, done):
+        total[schedule] += run.get("seconds", 0.0)
+    return {schedule: round(total[schedule], 1) for schedule in ("short", "long")}
 
 
 def _final(run: dict[str, Any]) -> float:
@@ -308,15 +345,8 @@ def table_rows(
     seed, curves, cost."""
     rows = []
     latency_fingerprint = plan.latency_config().fingerprint()
-    for baseline, arch in plan.archs:
+    for baseline, arch, runs in complete_runs(plan, done):
         timed = done.get((arch.hash, latency_fingerprint, LATENCY_SEED))
-        keys = {
-            schedule: [run_key(arch, plan.config(schedule, s), s) for s in plan.seeds]
-            for schedule in ("short", "long")
-        }
-        if not all(k in done for ks in keys.values() for k in ks):
-            continue  # not every run of it is stored yet (a benchmark stopped part-way)
-        runs = {schedule: [done[k] for k in ks] for schedule, ks in keys.items()}
         rows.append(
             {
                 "label": arch.label(),

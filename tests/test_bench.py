@@ -130,6 +130,10 @@ def test_fidelity_quick_resumes_from_its_store(tmp_path):
     # each run keeps the device it trained on, and the result counts runs per device
     assert {c["hardware"]["device"] for c in training} == {"cpu"}
     assert r["trained_on"] == {training[0]["hardware"]["name"]: len(training)}
+    # the training the result stands on, per schedule, summed from the stored runs
+    for schedule in ("short", "long"):
+        stored = sum(c["seconds"] for c in training if c["schedule"] == schedule)
+        assert r["training_seconds"][schedule] == pytest.approx(stored, abs=0.1) and stored > 0
     # each architecture timed once, alone, after training; the reference reads about 1
     assert sorted(c["label"] for c in timings) == sorted(labels)
     assert [a["latency_rel"] for a in r["architectures"]] == [
@@ -139,7 +143,9 @@ def test_fidelity_quick_resumes_from_its_store(tmp_path):
     # A second run finds every run in the store and trains nothing.
     again = run("fidelity.py", "--out", str(out), "--store", str(store), "--workers", "1")
     assert len(store.read_text().splitlines()) == len(runs)
-    assert json.loads(out.read_text())["kendall_tau"] == r["kendall_tau"] and "[1/" not in again
+    rerun = json.loads(out.read_text())
+    assert rerun["kendall_tau"] == r["kendall_tau"] and "[1/" not in again
+    assert rerun["training_seconds"] == r["training_seconds"]  # a rerun costs the result nothing
     # With part of the store gone, --analyse-only analyses the complete architectures only.
     last = labels[-1]
     kept = [c for c in records if not (c["label"] == last and c.get("schedule") == "long")]
@@ -150,7 +156,14 @@ def test_fidelity_quick_resumes_from_its_store(tmp_path):
     assert [a["label"] for a in partial["architectures"]] == labels[:-1]
     assert partial["architectures_planned"] == len(labels)
     assert partial["trained_on"]["unrecorded"] == 1
-    assert sum(partial["trained_on"].values()) == len(training) - 2  # the last one's long runs
+    # only the complete architectures' runs: the last one's stored short runs count for nothing
+    assert sum(partial["trained_on"].values()) == len(training) - 4
+    last_short = sum(
+        c["seconds"] for c in training if c["label"] == last and c["schedule"] == "short"
+    )
+    assert partial["training_seconds"]["short"] == pytest.approx(
+        r["training_seconds"]["short"] - last_short, abs=0.1
+    )
 
 
 def _rows(long: list[list[float]], short: list[list[float]] | None = None) -> list[dict]:
