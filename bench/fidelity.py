@@ -77,7 +77,8 @@ def long_recipe(quick: bool = False, epochs: int | None = None) -> dict[str, Any
 
 
 CONTRACT_RATIO = 6
-"""The long reference is at least this many times the short schedule (issue 14's contract)."""
+"""The benchmark's contract: the long reference trains at least this many times as long as
+the short schedule, so that it stands for full training rather than a slightly longer run."""
 
 
 def check_lengths(short: int, long: int, *, quick: bool = False, screen: bool = False) -> None:

@@ -382,8 +382,8 @@ def fidelity(r: dict[str, Any]) -> str:
 
 
 def _training_cost(r: dict[str, Any]) -> list[str]:
-    """What the figures cost to train, from the stored runs (results written before the store
-    summed it carry no such figure)."""
+    """What the figures cost to train, summed from their stored runs (a result written before
+    ``training_seconds`` existed has no such figure)."""
     if "training_seconds" not in r:
         return []
     hours = {k: v / 3600 for k, v in r["training_seconds"].items()}

@@ -289,7 +289,9 @@ def complete_runs(
     return complete
 
 
-def _runs_behind(plan: FidelityPlan, done: dict) -> list[tuple[str, dict[str, Any]]]:
+def _runs_behind(
+    plan: FidelityPlan, done: dict[tuple[str, str, int], dict[str, Any]]
+) -> list[tuple[str, dict[str, Any]]]:
     """(schedule, run) for every run of the complete architectures."""
     return [
         (schedule, run)

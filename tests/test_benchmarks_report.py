@@ -511,7 +511,11 @@ def test_make_bench_fidelity_long_reuses_the_stored_12_epoch_runs_and_trains_72_
 
     cfg = load_config(ROOT / "configs" / "quickstart.yaml", overrides)
     plan = make_plan(
-        SearchSpace(cfg.space), cfg.eval, archs=30, seeds=3, long_recipe=long_recipe(False, 72)
+        SearchSpace(cfg.space),
+        cfg.eval,
+        archs=30,
+        seeds=3,
+        long_recipe=long_recipe(False, long_epochs),
     )
     done = load_store(ROOT / "bench" / "data" / "fidelity_clutter16.jsonl")
     keys = {s: [] for s in ("short", "long")}
