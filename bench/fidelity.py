@@ -26,6 +26,7 @@ from rich.table import Table
 
 from evaluators.fidelity import (
     analyse,
+    complete_runs,
     load_store,
     make_plan,
     measure_plan_latency,
@@ -82,8 +83,8 @@ the short schedule, so that it stands for full training rather than a slightly l
 
 
 def check_lengths(short: int, long: int, *, quick: bool = False, screen: bool = False) -> None:
-    """The benchmark's contract: the long reference is at least 6 times the short schedule
-    (twice in CI's ``--quick``). A ``--screen`` may go up to half of it: enough to see whether
+    """The benchmark's contract: the long reference is at least ``CONTRACT_RATIO`` times the
+    short schedule (twice in CI's ``--quick``). A ``--screen`` may go up to half of it: enough to see whether
     a longer short schedule ranks better before a longer reference is trained for it, and
     labelled so that nobody reads it as the benchmark."""
     ratio = 2 if quick or screen else CONTRACT_RATIO
@@ -201,7 +202,8 @@ def main() -> None:
     else:
         run_plan(plan, store, workers=args.workers, on_run=progress)
         done = measure_plan_latency(plan, store, on_arch=timed)
-    rows = table_rows(plan, done)
+    complete = complete_runs(plan, done)
+    rows = table_rows(plan, complete, done)
     if len(rows) < 3:
         raise SystemExit(f"only {len(rows)} architectures have all their runs in {store}")
     if len(rows) < len(plan.archs):
@@ -223,8 +225,8 @@ def main() -> None:
         "long_recipe": plan.long["train"],
         "seeds": plan.seeds,
         "sample_seed": args.sample_seed,
-        "training_seconds": training_seconds(plan, done),
-        "trained_on": trained_on(plan, done),
+        "training_seconds": training_seconds(complete),
+        "trained_on": trained_on(complete),
         "architectures_planned": len(plan.archs),
         "architectures": [{k: v for k, v in r.items() if not k.endswith("_curves")} for r in rows],
     }

@@ -271,9 +271,12 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+CompleteRuns = list[tuple[str, ArchConfig, dict[str, list[dict[str, Any]]]]]
+
+
 def complete_runs(
     plan: FidelityPlan, done: dict[tuple[str, str, int], dict[str, Any]]
-) -> list[tuple[str, ArchConfig, dict[str, list[dict[str, Any]]]]]:
+) -> CompleteRuns:
     """(baseline, architecture, runs per schedule in seed order) for each architecture whose
     runs are all stored: what the figures stand on, whatever else a stopped benchmark left."""
     complete = []
@@ -289,37 +292,29 @@ def complete_runs(
     return complete
 
 
-def _runs_behind(
-    plan: FidelityPlan, done: dict[tuple[str, str, int], dict[str, Any]]
-) -> list[tuple[str, dict[str, Any]]]:
+def _runs_behind(complete: CompleteRuns) -> list[tuple[str, dict[str, Any]]]:
     """(schedule, run) for every run of the complete architectures."""
     return [
         (schedule, run)
-        for _, _, runs in complete_runs(plan, done)
+        for _, _, runs in complete
         for schedule, seeded in runs.items()
         for run in seeded
     ]
 
 
-def trained_on(
-    plan: FidelityPlan, done: dict[tuple[str, str, int], dict[str, Any]]
-) -> dict[str, int]:
+def trained_on(complete: CompleteRuns) -> dict[str, int]:
     """How many of the runs behind the figures trained on each device (runs stored before the
     device was recorded count as ``unrecorded``): the provenance of a reference whose seeds
     may come from different machines."""
-    names = [
-        run.get("hardware", {}).get("name", "unrecorded") for _, run in _runs_behind(plan, done)
-    ]
+    names = [run.get("hardware", {}).get("name", "unrecorded") for _, run in _runs_behind(complete)]
     return dict(Counter(names))
 
 
-def training_seconds(
-    plan: FidelityPlan, done: dict[tuple[str, str, int], dict[str, Any]]
-) -> dict[str, float]:
+def training_seconds(complete: CompleteRuns) -> dict[str, float]:
     """Seconds of training the figures stand on, per schedule, summed over their runs:
     what the benchmark cost however many sittings (or ``--analyse-only`` reruns) it took."""
     total: Counter[str] = Counter()
-    for schedule, run in _runs_behind(plan, done):
+    for schedule, run in _runs_behind(complete):
         total[schedule] += run.get("seconds", 0.0)
     return {schedule: round(total[schedule], 1) for schedule in ("short", "long")}
 
@@ -341,13 +336,15 @@ def _groups(arch: ArchConfig, searched: frozenset[int]) -> list[str]:
 
 
 def table_rows(
-    plan: FidelityPlan, done: dict[tuple[str, str, int], dict[str, Any]]
+    plan: FidelityPlan,
+    complete: CompleteRuns,
+    done: dict[tuple[str, str, int], dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """One row per architecture whose runs are all stored: final short and long accuracy per
-    seed, curves, cost."""
+    """One row per complete architecture (see ``complete_runs``): final short and long accuracy
+    per seed, curves, cost; ``done`` holds the latency timings."""
     rows = []
     latency_fingerprint = plan.latency_config().fingerprint()
-    for baseline, arch, runs in complete_runs(plan, done):
+    for baseline, arch, runs in complete:
         timed = done.get((arch.hash, latency_fingerprint, LATENCY_SEED))
         rows.append(
             {

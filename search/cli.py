@@ -716,6 +716,7 @@ def fidelity(
 
     from evaluators.fidelity import (
         analyse,
+        complete_runs,
         make_plan,
         measure_plan_latency,
         ranking,
@@ -752,7 +753,7 @@ def fidelity(
                 task, completed=k, total=n, description=f"latency {r['label']}"[:60]
             ),
         )
-    rows = table_rows(plan, done)
+    rows = table_rows(plan, complete_runs(plan, done), done)
     figures = analyse(rows, plan.seeds, top_k=max(3, len(rows) // 4))
     table = Table(
         title=f"short ({cfg.eval.train.epochs} epochs) against long ({plan.long['train']['epochs']})"
