@@ -618,7 +618,7 @@ def _ceiling(r: dict) -> list[str]:
     """The noise ceiling: how far the long schedule agrees with itself across seeds."""
     if "long_seed_tau" not in r:
         return []
-    from evaluators.fidelity import SEPARATION_P, gap_is_bias, seeds_needed
+    from evaluators.fidelity import SEPARATION_P, gap_is_bias, seeds_needed, spread_sentence
 
     p = r["long_separation_p"]
     verdict = (
@@ -634,6 +634,8 @@ def _ceiling(r: dict) -> list[str]:
         f"accuracies over architectures: F {r['long_separation_f']:.2f}, p {p:.3g}: {verdict}.",
         "",
     ]
+    if "long_placement_sd" in r:
+        lines[-2] += f" As a size: {spread_sentence(r)}."
     if "tau_ceiling" in r:
         n = len(r["seeds"])
         if p >= SEPARATION_P:  # no ranking to match: neither bias nor a gap that seeds would close

@@ -153,6 +153,8 @@ SEPARATION_P = 0.05
 # target), and the most seeds per schedule ``seeds_for_tau`` considers.
 TARGET_TAU = 0.6
 MAX_SEEDS = 64
+# The confidence of the upper bound on how far placements differ at the long schedule.
+SPREAD_CONFIDENCE = 0.95
 LATENCY_SEED = -1  # the store's key for an architecture's latency record (not a training run)
 
 
@@ -602,7 +604,40 @@ def noise_ceiling(rows: list[dict[str, Any]]) -> dict[str, Any]:
         )
     else:
         out["long_separation_f"] = out["long_separation_p"] = float("nan")
+    out |= placement_spread([r["long"][: seeds["long"]] for r in rows])
     return out
+
+
+def placement_spread(groups: list[list[float]]) -> dict[str, float]:
+    """How far the architectures' long accuracies differ beyond seed noise, as a size rather
+    than a p-value: a p above ``SEPARATION_P`` alone cannot tell "tied" from "too few seeds
+    to tell", while an upper bound on the spread says how large a difference could have gone
+    unseen.
+
+    One-way random-effects ANOVA over equally many seeds per architecture:
+    ``long_placement_sd`` estimates the standard deviation of the architectures' true long
+    accuracies (0 when the means vary no more than seed noise makes them),
+    ``long_placement_sd_upper`` is its one-sided ``SPREAD_CONFIDENCE`` upper bound (from the exact
+    F interval of the variance ratio, scaled by the within-architecture variance); both read
+    against ``seed_sigma_long``. NaN without two seeds."""
+    import numpy as np
+    from scipy.stats import f as f_dist
+
+    nan = float("nan")
+    values = np.asarray(groups, dtype=float)
+    archs, seeds = values.shape if values.ndim == 2 else (len(groups), 0)
+    if archs < 2 or seeds < 2:
+        return {"long_placement_sd": nan, "long_placement_sd_upper": nan}
+    within = float(values.var(axis=1, ddof=1).mean())
+    between = float(seeds * values.mean(axis=1).var(ddof=1))
+    dfb, dfw = archs - 1, archs * (seeds - 1)
+    ratio = between / within if within > 0 else math.inf
+    # (between / within) / (1 + seeds * theta) follows F(dfb, dfw), theta = var_b / var_w.
+    theta_upper = max(0.0, (ratio / f_dist.ppf(1 - SPREAD_CONFIDENCE, dfb, dfw) - 1) / seeds)
+    return {
+        "long_placement_sd": math.sqrt(max(0.0, (between - within) / seeds)),
+        "long_placement_sd_upper": math.sqrt(theta_upper * within),
+    }
 
 
 def mean_reliability(seed_tau: float, seeds: int) -> float:
@@ -715,4 +750,17 @@ def summary(figures: dict[str, Any]) -> str:
                 else f"; the long schedule does not separate these placements beyond seed noise "
                 f"(ANOVA p {p:.3g}): no short schedule can rank them"
             )
+        if not math.isnan(figures.get("long_placement_sd", math.nan)):
+            text += f"; {spread_sentence(figures)}"
     return text
+
+
+def spread_sentence(figures: dict[str, Any]) -> str:
+    """The placements' spread at the long schedule in accuracy points, beside seed noise."""
+    return (
+        f"the architectures' long accuracies spread by sd "
+        f"{100 * figures['long_placement_sd']:.2f} points beyond seed noise "
+        f"({SPREAD_CONFIDENCE:.0%} upper bound "
+        f"{100 * figures['long_placement_sd_upper']:.2f}; one seed's sd "
+        f"{100 * figures['seed_sigma_long']:.2f})"
+    )
