@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -782,11 +783,13 @@ def _fidelity_verdict(figures: dict, architectures: int) -> str:
 
     tau = figures["kendall_tau"]
     if figures["long_separation_p"] >= SEPARATION_P:
+        bound = figures.get("long_placement_sd_upper", math.nan)
+        within = "" if math.isnan(bound) else f" (true spread at most {100 * bound:.2f} points sd)"
         return (
             "[yellow]the long schedule does not tell these architectures apart beyond seed "
             "noise:[/] more seeds, a larger validation split or a harder task will help; a "
             "different short schedule cannot. Until then their accuracies are tied as far "
-            "as this task can tell, and only cost separates them"
+            f"as this task can tell{within}, and only cost separates them"
         )
     if tau >= TARGET_TAU:
         return "the short schedule ranks these architectures much as the long one does"

@@ -325,6 +325,8 @@ def test_fidelity_verdict_asks_first_whether_the_long_schedule_separates_anythin
     tied = clutter | {"kendall_tau": 0.7, "long_separation_p": 0.4}  # tau no matter
     text = _fidelity_verdict(tied, 30)
     assert "does not tell these architectures apart" in text and "only cost" in text
+    bounded = _fidelity_verdict(tied | {"long_placement_sd_upper": 0.0038}, 30)
+    assert "tied as far as this task can tell (true spread at most 0.38 points sd)" in bounded
     assert "much as the long one" in _fidelity_verdict(clutter | {"kendall_tau": 0.65}, 30)
     # Within seed noise of the ceiling: how many seeds the target would take (the Fashion-MNIST
     # screen's seed agreements: 12 per schedule).
