@@ -377,8 +377,77 @@ def fidelity(r: dict[str, Any]) -> str:
                 ["group", "mean shift", "stderr", "architectures", "beyond 2 sigma", "p"], shifts
             ),
             *_recipes(r),
+            *_shorter_references(r),
         ]
     )
+
+
+def _shorter_references(main: dict[str, Any]) -> list[str]:
+    """The long references of shorter benchmarks on the same task, held against this one on
+    the architectures they share: whether placements a shorter reference separates still
+    differ when trained longer, or only learned faster (shown once, under the longest)."""
+    from scipy.stats import kendalltau
+
+    def means(r: dict[str, Any]) -> dict[str, float]:
+        return {a["arch_hash"]: statistics.fmean(a["long"]) for a in r["architectures"]}
+
+    found = [
+        json.loads(p.read_text())
+        for p in sorted((ROOT / "results").glob("fidelity*.json"))
+        if "_recipe_" not in p.name
+    ]
+    found = [
+        r
+        for r in found
+        if not r.get("quick")
+        and r["dataset"] == main["dataset"]
+        and r["long_epochs"] < main["long_epochs"]
+    ]
+    if not found:
+        return []
+    longest = means(main)
+    rows = []
+    for r in sorted([main, *found], key=lambda r: r["long_epochs"]):
+        own = means(r)
+        shared = sorted(set(own) & set(longest))
+        tau = kendalltau([own[h] for h in shared], [longest[h] for h in shared]).statistic
+        spread = (
+            f"{100 * r['long_placement_sd']:.2f} ({100 * r['long_placement_sd_upper']:.2f})"
+            if "long_placement_sd" in r
+            else "-"
+        )
+        rows.append(
+            [
+                r["long_epochs"],
+                len(shared),
+                f"{r['long_separation_p']:.3g}",
+                spread,
+                f"{100 * r['seed_sigma_long']:.2f}",
+                f"{r['long_seed_tau']:.2f}",
+                f"{tau:.2f}" if r is not main else "1",
+            ]
+        )
+    return [
+        "",
+        f"The long references trained on `{main['dataset']}` side by side, on the architectures "
+        f"they share with this {main['long_epochs']}-epoch one (means over their seeds; the "
+        "ANOVA, spreads and seed agreement are each reference's own, over all its architectures). "
+        "A shorter reference whose placements differ beyond seed noise but rank unlike the "
+        "longer one measured how fast they learn, not where they end:",
+        "",
+        _table(
+            [
+                "long epochs",
+                "archs shared",
+                "ANOVA p",
+                "placement sd, points (95% bound)",
+                "seed sd, points",
+                "seed against seed tau",
+                f"tau against the {main['long_epochs']}-epoch means",
+            ],
+            rows,
+        ),
+    ]
 
 
 def _training_cost(r: dict[str, Any]) -> list[str]:

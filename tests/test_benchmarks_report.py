@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -267,6 +268,27 @@ def test_each_task_keeps_its_own_fidelity_result_and_compares_only_its_own_recip
     assert "on `digits16`" in text and "Short recipes compared" not in text
     # Its long runs separate nothing (ANOVA p 0.80): no gap for more seeds to close.
     assert "no ranking to match" in text and "more seeds close it" not in text
+
+
+def test_the_longest_reference_on_a_task_is_held_against_the_shorter_ones():
+    """Whether a shorter reference's ranking survives longer training: its long means against
+    the longest reference's on their shared architectures, under the longest only."""
+    report = _report_module()
+    stored = json.loads((ROOT / "bench" / "results" / "fidelity.json").read_text())
+    assert "The long references trained on" not in report.fidelity(stored)  # the longest here
+    # A 72-epoch reference that ranks the stored 30-epoch means exactly backwards, on all
+    # but the first architecture.
+    reversed_rows = [
+        a | {"long": [1.0 - statistics.fmean(a["long"])] * 3} for a in stored["architectures"][1:]
+    ]
+    longer = stored | {"long_epochs": 72, "architectures": reversed_rows}
+    text = report.fidelity(longer)
+    assert "The long references trained on `clutter16`" in text
+    thirty = next(line for line in text.splitlines() if line.startswith("| 30 | "))
+    cells = [c.strip() for c in thirty.strip("|").split("|")]
+    assert cells[:3] == ["30", str(len(reversed_rows)), f"{stored['long_separation_p']:.3g}"]
+    assert cells[-1] == "-1.00"
+    assert next(line for line in text.splitlines() if line.startswith("| 72 | ")).endswith("| 1 |")
 
 
 def test_scale_rerun_of_one_storage_keeps_the_others_dated():
