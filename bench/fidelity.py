@@ -84,9 +84,9 @@ the short schedule, so that it stands for full training rather than a slightly l
 
 def check_lengths(short: int, long: int, *, quick: bool = False, screen: bool = False) -> None:
     """The benchmark's contract: the long reference is at least ``CONTRACT_RATIO`` times the
-    short schedule (twice in CI's ``--quick``). A ``--screen`` may go up to half of it: enough to see whether
-    a longer short schedule ranks better before a longer reference is trained for it, and
-    labelled so that nobody reads it as the benchmark."""
+    short schedule (twice in CI's ``--quick``). A ``--screen`` may go up to half of it: enough
+    to see whether a longer short schedule ranks better before a longer reference is trained
+    for it, and labelled so that nobody reads it as the benchmark."""
     ratio = 2 if quick or screen else CONTRACT_RATIO
     if long < ratio * short:
         hint = "" if screen or quick else " (--screen allows up to half, as a screen)"
