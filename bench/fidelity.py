@@ -17,6 +17,7 @@ run on the quickstart's own task sits beside it instead of replacing it.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,19 @@ def result_name(task: str, recipe: str | None, long_epochs: int | None = None) -
     return f"{name}_recipe_{recipe}" if recipe else name
 
 
+def check_seeds(out: Path, seeds: int) -> None:
+    """A rerun with fewer seeds than the stored result would replace it with a noisier one
+    (a result is extended one seed at a time, in place): refuse, naming both counts."""
+    if not out.exists():
+        return
+    stored = len(json.loads(out.read_text())["seeds"])
+    if seeds < stored:
+        raise SystemExit(
+            f"{out.name} holds a {stored}-seed result; --seeds {seeds} would replace it with "
+            f"fewer: pass --seeds {stored} (or more, to extend it) or --out elsewhere"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--config", type=Path, default=ROOT.parent / "configs" / "quickstart.yaml")
@@ -176,6 +190,7 @@ def main() -> None:
     tag = f"{cfg.eval.dataset}{cfg.eval.image_size}"
     name = result_name(tag, args.recipe, args.long_epochs)
     args.out = args.out or ROOT / "results" / f"{name}.json"
+    check_seeds(args.out, args.seeds)
     store = args.store or ROOT / "data" / f"fidelity_{tag}{'_quick' if args.quick else ''}.jsonl"
     console = Console()
     console.print(

@@ -85,11 +85,13 @@ class FidelityPlan:
         return EvalConfig.model_validate(self.short | {"measure_latency": True, "train": {}})
 
     def runs(self) -> list[tuple[ArchConfig, str, int]]:
+        """Seed by seed: a run stopped while extending a stored sample to more seeds leaves
+        whole seeds behind, each count analysable on its own (``--analyse-only --seeds k``)."""
         return [
             (arch, schedule, seed)
+            for seed in self.seeds
             for _, arch in self.archs
             for schedule in ("short", "long")
-            for seed in self.seeds
         ]
 
 

@@ -488,6 +488,51 @@ def test_a_short_schedule_longer_than_a_sixth_of_the_long_one_runs_only_as_a_lab
     assert "screen" not in report.fidelity(main)
 
 
+def test_a_rerun_with_fewer_seeds_never_replaces_a_stored_result(tmp_path):
+    """Stored results are extended one seed at a time, in place; a make target run with the
+    script's default seeds once would have replaced the 5-seed Fashion-MNIST result with a
+    3-seed one. The make targets ask for at least the seeds their results hold, and a stopped
+    extension leaves whole seeds (the plan trains seed by seed)."""
+    _report_module()
+    import shlex
+
+    import fidelity
+
+    from evaluators.fidelity import make_plan
+    from search.config import load_config
+    from spaces import SearchSpace
+
+    out = tmp_path / "fidelity_x.json"
+    fidelity.check_seeds(out, 3)  # nothing stored yet
+    out.write_text(json.dumps({"seeds": [0, 1, 2, 3, 4]}))
+    fidelity.check_seeds(out, 5)
+    fidelity.check_seeds(out, 6)
+    with pytest.raises(
+        SystemExit,
+        match=r"^fidelity_x.json holds a 5-seed result; --seeds 3 would replace it with fewer: "
+        r"pass --seeds 5 \(or more, to extend it\) or --out elsewhere$",
+    ):
+        fidelity.check_seeds(out, 3)
+
+    makefile = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    variables = dict(
+        line.split(" ?= ") for line in makefile.splitlines() if " ?= " in line
+    )  # fmt: skip
+    for target, result in (
+        ("bench-fidelity-long", "fidelity_long72"),
+        ("bench-fidelity-fashion", "fidelity_fashion_mnist16"),
+    ):
+        words = shlex.split(makefile.split(f"\n{target}:", 1)[1].split("\n")[1])
+        seeds = words[words.index("--seeds") + 1]
+        seeds = variables.get(seeds.strip("$()"), seeds)
+        stored = json.loads((ROOT / "bench" / "results" / f"{result}.json").read_text())
+        assert int(seeds) >= len(stored["seeds"]), target
+
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml", [])
+    plan = make_plan(SearchSpace(cfg.space), cfg.eval, archs=12, seeds=2, long_recipe={})
+    assert [seed for _, _, seed in plan.runs()] == [0] * 24 + [1] * 24
+
+
 def test_the_rank_shift_tables_give_the_permutation_test_beside_the_seed_noise_test():
     """Each group's p against random sets of architectures is rendered from the stored result,
     counted per recipe, and marked in the per-type table where it is below SHIFT_P."""
