@@ -382,6 +382,13 @@ def fidelity(r: dict[str, Any]) -> str:
     )
 
 
+def _task_results(main: dict[str, Any], pattern: str) -> list[dict[str, Any]]:
+    """The stored fidelity results matching ``pattern`` that were trained on ``main``'s task,
+    quick CI runs left out: only those can sit in one table with it."""
+    found = [json.loads(p.read_text()) for p in sorted((ROOT / "results").glob(pattern))]
+    return [r for r in found if not r.get("quick") and r["dataset"] == main["dataset"]]
+
+
 def _shorter_references(main: dict[str, Any]) -> list[str]:
     """The long references of shorter benchmarks on the same task, held against this one on
     the architectures they share: whether placements a shorter reference separates still
@@ -392,16 +399,9 @@ def _shorter_references(main: dict[str, Any]) -> list[str]:
         return {a["arch_hash"]: statistics.fmean(a["long"]) for a in r["architectures"]}
 
     found = [
-        json.loads(p.read_text())
-        for p in sorted((ROOT / "results").glob("fidelity*.json"))
-        if "_recipe_" not in p.name
-    ]
-    found = [
         r
-        for r in found
-        if not r.get("quick")
-        and r["dataset"] == main["dataset"]
-        and r["long_epochs"] < main["long_epochs"]
+        for r in _task_results(main, "fidelity*.json")
+        if r["recipe"] == "config" and r["long_epochs"] < main["long_epochs"]
     ]
     if not found:
         return []
@@ -476,16 +476,11 @@ def _recipes(main: dict[str, Any]) -> list[str]:
     """Candidate short recipes scored against the same stored long runs, side by side."""
     from evaluators.fidelity import SHIFT_P
 
-    found = [main] + [
-        json.loads(p.read_text())
-        for p in sorted((ROOT / "results").glob("fidelity*_recipe_*.json"))
-    ]
     # A recipe is scored against its own task's long runs, so only those sit in one table.
-    found = [
+    found = [main] + [
         r
-        for r in found
-        if not r.get("quick")
-        and (r["dataset"], r["long_epochs"]) == (main["dataset"], main["long_epochs"])
+        for r in _task_results(main, "fidelity*_recipe_*.json")
+        if r["long_epochs"] == main["long_epochs"]
     ]
     if len(found) < 2:
         return []
