@@ -19,6 +19,15 @@ def _report_module():
     return report
 
 
+def _make_words(target: str) -> list[str]:
+    """The words of a make target's first recipe line, continuation lines joined, as the
+    shell would split them."""
+    import shlex
+
+    makefile = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    return shlex.split(makefile.split(f"\n{target}:", 1)[1].split("\n")[1])
+
+
 def test_benchmarks_md_is_what_the_stored_results_generate(tmp_path, monkeypatch):
     """A hand edit of BENCHMARKS.md, or a result stored without regenerating it, fails."""
     report = _report_module()
@@ -494,8 +503,6 @@ def test_a_rerun_with_fewer_seeds_never_replaces_a_stored_result(tmp_path):
     3-seed one. The make targets ask for at least the seeds their results hold, and a stopped
     extension leaves whole seeds (the plan trains seed by seed)."""
     _report_module()
-    import shlex
-
     import fidelity
 
     from evaluators.fidelity import make_plan
@@ -522,7 +529,7 @@ def test_a_rerun_with_fewer_seeds_never_replaces_a_stored_result(tmp_path):
         ("bench-fidelity-long", "fidelity_long72"),
         ("bench-fidelity-fashion", "fidelity_fashion_mnist16"),
     ):
-        words = shlex.split(makefile.split(f"\n{target}:", 1)[1].split("\n")[1])
+        words = _make_words(target)
         seeds = words[words.index("--seeds") + 1]
         seeds = variables.get(seeds.strip("$()"), seeds)
         stored = json.loads((ROOT / "bench" / "results" / f"{result}.json").read_text())
@@ -561,17 +568,13 @@ def test_make_bench_fidelity_long_reuses_the_stored_12_epoch_runs_and_trains_72_
     12-epoch runs are already stored, and only the long runs are new (72 epochs, every other
     setting the long recipe's). A flag that moved a fingerprint would retrain them all."""
     _report_module()
-    import shlex
-
     from fidelity import long_recipe
 
     from evaluators.fidelity import load_store, make_plan, run_key
     from search.config import load_config
     from spaces import SearchSpace
 
-    makefile = (ROOT / "Makefile").read_text().replace("\\\n", " ")
-    recipe = makefile.split("\nbench-fidelity-long:", 1)[1].split("\n")[1]
-    words = shlex.split(recipe)
+    words = _make_words("bench-fidelity-long")
     overrides = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
     long_epochs = int(words[words.index("--long-epochs") + 1])
     assert long_epochs == 72 and "eval.train.epochs=12" in overrides
