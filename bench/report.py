@@ -503,6 +503,7 @@ def _recipes(main: dict[str, Any]) -> list[str]:
                 len(r["architectures"]),
                 f"{r['kendall_tau']:.3f}",
                 f"{r['tau_ceiling']:.2f}" if "tau_ceiling" in r else "-",
+                _unlimited_cell(r),
                 f"{r['short_held_out_tau']:.2f}" if "short_held_out_tau" in r else "-",
                 f"{r['spearman_rho']:.3f}",
                 f"{r['long_front_in_short_top_k']:.0%}",
@@ -512,6 +513,7 @@ def _recipes(main: dict[str, Any]) -> list[str]:
             ]
         )
     header = ["recipe", "short settings changed", "archs", "tau", "tau seed noise allows"]
+    header += ["tau unlimited seeds would approach (95%)"]
     header += ["held-out tau"]
     header += ["rho", "front in top-k"]
     header += ["short seed sigma", "groups shifted > 2 sigma", "beyond random sets"]
@@ -534,6 +536,14 @@ def _recipes(main: dict[str, Any]) -> list[str]:
         *screens,
         *_type_shifts(found),
     ]
+
+
+def _unlimited_cell(r: dict[str, Any]) -> str:
+    """``unlimited_seeds_tau`` with its interval, for a table cell."""
+    if "unlimited_seeds_tau" not in r:
+        return "-"
+    low, high = r["unlimited_seeds_tau_ci"]
+    return f"{r['unlimited_seeds_tau']:.2f} ({low:.2f} to {high:.2f})"
 
 
 def _type_shifts(found: list[dict[str, Any]]) -> list[str]:
@@ -682,7 +692,13 @@ def _ceiling(r: dict) -> list[str]:
     """The noise ceiling: how far the long schedule agrees with itself across seeds."""
     if "long_seed_tau" not in r:
         return []
-    from evaluators.fidelity import SEPARATION_P, gap_is_bias, seeds_needed, spread_sentence
+    from evaluators.fidelity import (
+        SEPARATION_P,
+        gap_is_bias,
+        seed_outlook,
+        seeds_needed,
+        spread_sentence,
+    )
 
     p = r["long_separation_p"]
     verdict = (
@@ -712,8 +728,8 @@ def _ceiling(r: dict) -> list[str]:
             )
         else:
             gap = (
-                "within two standard errors of it: the gap is what seed noise leaves, and more "
-                "seeds close it"
+                "within two standard errors of it, so seed noise can explain the gap (which "
+                "does not show that no bias is behind it)"
             )
         lines += [
             f"What these seeds allow (each seed agreement turned into the reliability of a "
@@ -725,6 +741,12 @@ def _ceiling(r: dict) -> list[str]:
             f"same seed agreements, {seeds_needed(r)} (the same count at both schedules).",
             "",
         ]
+        if "unlimited_seeds_tau" in r:
+            lines[-2] += (
+                f" Corrected for both schedules' seed noise instead of assuming no bias, "
+                f"{seed_outlook(r)} (architectures resampled; a resample whose seeds do not "
+                "agree at all bounds nothing and widens the interval to both ends)."
+            )
     return lines
 
 

@@ -12,9 +12,10 @@ timed beside a training run it reads several percent off.
 share of the long schedule's (accuracy, latency_rel) Pareto front inside the short
 schedule's top-k, the seed sigma at each length, and per attention type and per position
 the mean rank shift from short to long with its standard error over seeds and how often
-random sets of as many architectures shift as far (``random_sets_p``), and how early
-the long recipe's own ranking settles (``checkpoint_fidelity``). Used by ``attnas fidelity``
-and ``bench/fidelity.py``.
+random sets of as many architectures shift as far (``random_sets_p``), how early
+the long recipe's own ranking settles (``checkpoint_fidelity``), what seed noise alone would
+leave of the ranking (``noise_ceiling``) and what unlimited seeds would reach
+(``unlimited_seeds_tau``). Used by ``attnas fidelity`` and ``bench/fidelity.py``.
 """
 
 from __future__ import annotations
@@ -437,6 +438,7 @@ def analyse(rows: list[dict[str, Any]], seeds: list[int], top_k: int) -> dict[st
         "seed_sigma_long": sigma("long"),
         "rank_shift": groups,
         **checkpoint_fidelity(rows),
+        **unlimited_seeds_tau(rows),
     }
 
 
@@ -513,10 +515,18 @@ def _gap_interval(
     for _ in range(resamples):
         sample = [rows[rng.randrange(len(rows))] for _ in rows]
         gaps.append(_held_out_tau(sample, better) - _held_out_tau(sample, worse))
-    gaps = sorted(g for g in gaps if not math.isnan(g))
+    gaps = [g for g in gaps if not math.isnan(g)]
     if not gaps:
         return [float("nan"), float("nan")]
-    return [gaps[int(0.025 * (len(gaps) - 1))], gaps[int(0.975 * (len(gaps) - 1))]]
+    return _central_95(gaps, gaps)
+
+
+def _central_95(low_side: list[float], high_side: list[float]) -> list[float]:
+    """The 2.5th percentile of ``low_side`` and the 97.5th of ``high_side`` (the same
+    resamples, where they differ only in how undefined ones are counted): a bootstrap's 95%
+    percentile interval."""
+    low, high = sorted(low_side), sorted(high_side)
+    return [low[int(0.025 * (len(low) - 1))], high[int(0.975 * (len(high) - 1))]]
 
 
 def checkpoint_fidelity(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -579,17 +589,12 @@ def noise_ceiling(rows: list[dict[str, Any]]) -> dict[str, Any]:
     reference (see ``attainable_tau``). An observed tau well below ``tau_ceiling`` is bias:
     the short schedule ranks by something else; one near it is noise, which more seeds
     reduce."""
-    from scipy.stats import f_oneway, kendalltau
+    from scipy.stats import f_oneway
 
     out: dict[str, Any] = {}
     seeds = {}
     for schedule in ("short", "long"):
-        n = seeds[schedule] = min(len(r[schedule]) for r in rows)
-        taus = [
-            kendalltau([r[schedule][a] for r in rows], [r[schedule][b] for r in rows]).statistic
-            for a, b in itertools.combinations(range(n), 2)
-        ]
-        out[f"{schedule}_seed_tau"] = float(statistics.fmean(taus)) if taus else float("nan")
+        out[f"{schedule}_seed_tau"], seeds[schedule] = _seed_agreement(rows, schedule)
     short = mean_reliability(out["short_seed_tau"], seeds["short"])
     long = mean_reliability(out["long_seed_tau"], seeds["long"])
     out["tau_ceiling"] = attainable_tau(short, long)
@@ -608,6 +613,88 @@ def noise_ceiling(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out["long_separation_f"] = out["long_separation_p"] = float("nan")
     out |= placement_spread([r["long"][: seeds["long"]] for r in rows])
     return out
+
+
+def _seed_agreement(rows: list[dict[str, Any]], schedule: str) -> tuple[float, int]:
+    """The mean Kendall tau between two seeds' rankings at ``schedule`` (NaN below two seeds),
+    and the seeds every architecture has there."""
+    from scipy.stats import kendalltau
+
+    n = min(len(r[schedule]) for r in rows)
+    taus = [
+        kendalltau([r[schedule][a] for r in rows], [r[schedule][b] for r in rows]).statistic
+        for a, b in itertools.combinations(range(n), 2)
+    ]
+    return (float(statistics.fmean(taus)) if taus else float("nan")), n
+
+
+def _noise_free_agreement(rows: list[dict[str, Any]]) -> float:
+    """The Pearson-scale correlation between the two schedules' seed-free qualities: tau of
+    the seed means turned into r by Greiner's relation, divided by the square root of the
+    product of both means' reliabilities (Spearman's correction for attenuation). NaN when a
+    schedule's seeds do not agree at all (nothing to correct by). It can exceed 1 on a
+    small sample; 1 means the schedules rank by the same quality."""
+    from scipy.stats import kendalltau
+
+    short_tau, short_seeds = _seed_agreement(rows, "short")
+    long_tau, long_seeds = _seed_agreement(rows, "long")
+    product = mean_reliability(short_tau, short_seeds) * mean_reliability(long_tau, long_seeds)
+    if not product > 0:
+        return float("nan")
+    tau = kendalltau(
+        [statistics.fmean(r["short"]) for r in rows], [statistics.fmean(r["long"]) for r in rows]
+    ).statistic
+    return math.sin(math.pi * tau / 2) / math.sqrt(product)
+
+
+def unlimited_seeds_tau(rows: list[dict[str, Any]], resamples: int = 400) -> dict[str, Any]:
+    """The tau(short, long) that unlimited seeds at both schedules would approach, with its
+    95% interval over architectures resampled with replacement (a fixed generator keeps the
+    report reproducible).
+
+    Why: ``tau_ceiling`` and ``seeds_for_tau`` assume the short schedule ranks by the long
+    one's quality, and a gap within two standard errors of the ceiling only fails to show
+    bias; it does not show its absence. This estimate runs ``attainable_tau`` backwards (the
+    observed agreement corrected for both schedules' seed noise), so it says what more seeds
+    could buy: an interval wholly below ``TARGET_TAU`` means no seed count reaches it with
+    this recipe, one that reaches 1 that more seeds might. A resample whose seeds do not
+    agree at all bounds nothing and counts at both ends of the interval."""
+    rng = random.Random(0)
+    draws = [
+        _noise_free_agreement([rows[rng.randrange(len(rows))] for _ in rows])
+        for _ in range(resamples)
+    ]
+    bounds = _central_95(
+        [-math.inf if math.isnan(d) else d for d in draws],
+        [math.inf if math.isnan(d) else d for d in draws],
+    )
+    return {
+        "unlimited_seeds_tau": _as_tau(_noise_free_agreement(rows)),
+        "unlimited_seeds_tau_ci": [_as_tau(b) for b in bounds],
+    }
+
+
+def _as_tau(r: float) -> float:
+    """A Pearson-scale correlation, clipped to [-1, 1], as Kendall's tau (Greiner)."""
+    if math.isnan(r):
+        return r
+    return 2 / math.pi * math.asin(max(-1.0, min(1.0, r)))
+
+
+def seed_outlook(figures: dict[str, Any]) -> str:
+    """What more seeds can buy, in words, from ``unlimited_seeds_tau``."""
+    tau = figures["unlimited_seeds_tau"]
+    low, high = figures["unlimited_seeds_tau_ci"]
+    if math.isnan(tau):
+        return "the seeds do not agree enough to say what more of them would reach"
+    estimate = (
+        f"with unlimited seeds tau would approach {tau:.2f} (95% interval {low:.2f} to {high:.2f})"
+    )
+    if high < TARGET_TAU:
+        return f"{estimate}: no seed count reaches {TARGET_TAU} with this short recipe"
+    if low >= TARGET_TAU:
+        return f"{estimate}: enough seeds reach {TARGET_TAU}"
+    return f"{estimate}: this sample cannot tell whether any seed count reaches {TARGET_TAU}"
 
 
 def placement_spread(groups: list[list[float]]) -> dict[str, float]:
@@ -737,6 +824,8 @@ def summary(figures: dict[str, Any]) -> str:
                 f"; tau these seeds allow {figures['tau_ceiling']:.2f} (a noiseless short "
                 f"schedule: {figures['tau_ceiling_long']:.2f}); {seeds_needed(figures)}"
             )
+        if "unlimited_seeds_tau" in figures:
+            text += f"; {seed_outlook(figures)}"
         if not math.isnan(figures.get("long_held_out_tau", math.nan)):
             low, high = figures["settling_gap_ci"]
             text += (

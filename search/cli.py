@@ -779,7 +779,7 @@ def fidelity(
 def _fidelity_verdict(figures: dict, architectures: int) -> str:
     """The closing line of ``attnas fidelity``: whether the long schedule separates the
     sample at all, then whether the short one ranks it alike, and what to change."""
-    from evaluators.fidelity import SEPARATION_P, TARGET_TAU, seeds_needed
+    from evaluators.fidelity import SEPARATION_P, TARGET_TAU, seed_outlook, seeds_needed
 
     tau = figures["kendall_tau"]
     if figures["long_separation_p"] >= SEPARATION_P:
@@ -793,12 +793,15 @@ def _fidelity_verdict(figures: dict, architectures: int) -> str:
         )
     if tau >= TARGET_TAU:
         return "the short schedule ranks these architectures much as the long one does"
+    seeds = [seeds_needed(figures)] if "short_seed_tau" in figures else []
+    seeds += [seed_outlook(figures)] if "unlimited_seeds_tau" in figures else []
     advice = _fidelity_advice(
         tau,
         figures["tau_ceiling"],
         architectures,
         figures.get("settling_gap_ci"),
-        seeds_needed(figures) if "short_seed_tau" in figures else None,
+        "; ".join(seeds) or None,
+        figures.get("unlimited_seeds_tau_ci"),
     )
     return "[yellow]the short schedule ranks these architectures unlike the long one:[/] " + advice
 
@@ -809,12 +812,15 @@ def _fidelity_advice(
     architectures: int,
     settling_gap_ci: list[float] | None = None,
     seeds: str | None = None,
+    unlimited_ci: list[float] | None = None,
 ) -> str:
     """What to change when the short schedule ranks unlike the long one: its recipe when tau
     falls clearly short of what seed noise alone would leave (``gap_is_bias``), its length
     when the long recipe itself, stopped at that length, still ranks unlike its end
-    (``checkpoint_fidelity``), else the seeds (how many: ``seeds``, ``seeds_needed``'s words)."""
-    from evaluators.fidelity import gap_is_bias
+    (``checkpoint_fidelity``), also its recipe when even unlimited seeds would stay below the
+    target (``unlimited_ci``, from ``unlimited_seeds_tau``), else the seeds (how many and
+    what they could reach: ``seeds``, in ``seeds_needed``'s and ``seed_outlook``'s words)."""
+    from evaluators.fidelity import TARGET_TAU, gap_is_bias
 
     bias = gap_is_bias(tau, ceiling, architectures)
     if bias is None:  # one seed: noise cannot be told from bias
@@ -828,6 +834,12 @@ def _fidelity_advice(
         return (
             f"lengthen it or change its recipe before searching (seed noise alone would leave "
             f"tau {ceiling:.2f})"
+        )
+    if unlimited_ci and unlimited_ci[1] < TARGET_TAU:
+        return (
+            f"lengthen it or change its recipe before searching: it is about as far as seed "
+            f"noise allows (tau {ceiling:.2f}), but even unlimited seeds would not reach tau "
+            f"{TARGET_TAU} (95% upper bound {unlimited_ci[1]:.2f})"
         )
     more = f"; {seeds}" if seeds else ""
     return (

@@ -325,6 +325,46 @@ def test_tau_ceiling_predicts_what_seed_noise_alone_leaves_of_the_ranking():
     assert kendalltau(biased.mean(1), long.mean(1)).statistic < figures["tau_ceiling"] - 0.25
 
 
+def test_unlimited_seeds_tau_corrects_for_noise_without_assuming_no_bias():
+    """Two noisy schedules that rank by one quality approach tau 1 with unlimited seeds; a
+    short schedule whose quality only correlates with the long one's (r 0.5: tau 1/3)
+    approaches that, and no seed count reaches the target; seeds that never agree bound
+    nothing, so the interval spans everything."""
+    import numpy as np
+
+    from evaluators.fidelity import TARGET_TAU, seed_outlook, unlimited_seeds_tau
+
+    # 400 architectures: the estimate's sd over simulated samples is about 0.1 here (0.06 for
+    # the biased one), so the bounds below sit 3 sd from it.
+    rng = np.random.default_rng(1)
+    quality = rng.normal(size=400)
+    long = quality[:, None] + rng.normal(scale=1.0, size=(400, 4))
+    short = quality[:, None] + rng.normal(scale=2.0, size=(400, 4))
+    same = unlimited_seeds_tau(_rows(long.tolist(), short.tolist()), resamples=100)
+    assert same["unlimited_seeds_tau"] > 0.6 and same["unlimited_seeds_tau_ci"][1] == 1.0
+    assert "no seed count" not in seed_outlook(same)
+
+    other = 0.5 * quality + np.sqrt(0.75) * rng.normal(size=400)
+    biased = other[:, None] + rng.normal(scale=2.0, size=(400, 4))
+    figures = unlimited_seeds_tau(_rows(long.tolist(), biased.tolist()), resamples=100)
+    assert figures["unlimited_seeds_tau"] == pytest.approx(1 / 3, abs=0.18)
+    low, high = figures["unlimited_seeds_tau_ci"]
+    assert low < 1 / 3 < high < TARGET_TAU
+    assert seed_outlook(figures).endswith(
+        f"no seed count reaches {TARGET_TAU} with this short recipe"
+    )
+
+    noise = rng.normal(size=(30, 3))
+    blind = unlimited_seeds_tau(_rows(noise.tolist(), rng.normal(size=(30, 3)).tolist()), 100)
+    assert blind["unlimited_seeds_tau_ci"] == [-1.0, 1.0]
+    one_seed = unlimited_seeds_tau(_rows(long[:, :1].tolist(), short[:, :1].tolist()), 20)
+    assert math.isnan(one_seed["unlimited_seeds_tau"])
+    assert (
+        seed_outlook(one_seed)
+        == "the seeds do not agree enough to say what more of them would reach"
+    )
+
+
 def test_seeds_for_tau_is_the_seed_count_at_which_noise_alone_leaves_the_target():
     import numpy as np
     from scipy.stats import kendalltau

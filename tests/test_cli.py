@@ -312,6 +312,11 @@ def test_fidelity_advice_tells_a_biased_short_schedule_from_a_noisy_one():
     late = _fidelity_advice(0.09, 0.46, 30, [0.07, 0.41])
     assert "lengthen it before searching" in late and "change its recipe" not in late
     assert "change its recipe" in _fidelity_advice(0.09, 0.46, 30, [-0.05, 0.3])
+    # Within seed noise of the ceiling, but corrected for that noise even unlimited seeds stay
+    # below the target: the recipe, not the seeds, is the advice.
+    capped = _fidelity_advice(0.25, 0.46, 30, None, "tau 0.6 would need 9 seeds", [-0.1, 0.5])
+    assert "change its recipe" in capped and "upper bound 0.50" in capped
+    assert "add seeds" in _fidelity_advice(0.25, 0.46, 30, None, None, [-0.1, 1.0])
 
 
 def test_fidelity_verdict_asks_first_whether_the_long_schedule_separates_anything():
@@ -334,6 +339,9 @@ def test_fidelity_verdict_asks_first_whether_the_long_schedule_separates_anythin
     seeds = {"short_seed_tau": 0.123, "long_seed_tau": 0.254}
     assert "tau 0.6 would need 12 seeds per schedule" in _fidelity_verdict(noisy | seeds, 12)
     assert "would need" not in _fidelity_verdict(clutter | seeds, 30)  # bias: seeds won't do
+    outlook = {"unlimited_seeds_tau": 0.39, "unlimited_seeds_tau_ci": [-1.0, 1.0]}
+    text = _fidelity_verdict(noisy | seeds | outlook, 12)
+    assert "with unlimited seeds tau would approach 0.39 (95% interval -1.00 to 1.00)" in text
 
 
 def test_evaluate_help_lists_every_dataset():
