@@ -587,8 +587,8 @@ def noise_ceiling(rows: list[dict[str, Any]]) -> dict[str, Any]:
     rank by the same underlying quality and differ only by their seed noise, and
     ``tau_ceiling_long`` the most any proxy, however reliable, could reach against this long
     reference (see ``attainable_tau``). An observed tau well below ``tau_ceiling`` is bias:
-    the short schedule ranks by something else; one near it is noise, which more seeds
-    reduce."""
+    the short schedule ranks by something else; one near it may be noise alone, and
+    ``unlimited_seeds_tau`` says whether more seeds could close the gap."""
     from scipy.stats import f_oneway
 
     out: dict[str, Any] = {}
