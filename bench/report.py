@@ -501,6 +501,7 @@ def _recipes(main: dict[str, Any]) -> list[str]:
                 _recipe_label(r),
                 ", ".join(f"{k}={v}" for k, v in changed.items()) or "(the config's)",
                 len(r["architectures"]),
+                len(r["seeds"]),
                 f"{r['kendall_tau']:.3f}",
                 f"{r['tau_ceiling']:.2f}" if "tau_ceiling" in r else "-",
                 _unlimited_cell(r),
@@ -512,7 +513,8 @@ def _recipes(main: dict[str, Any]) -> list[str]:
                 beyond_random,
             ]
         )
-    header = ["recipe", "short settings changed", "archs", "tau", "tau seed noise allows"]
+    header = ["recipe", "short settings changed", "archs", "seeds", "tau"]
+    header += ["tau seed noise allows"]
     header += ["tau unlimited seeds would approach (95%)"]
     header += ["held-out tau"]
     header += ["rho", "front in top-k"]

@@ -483,13 +483,15 @@ def test_a_short_schedule_longer_than_a_sixth_of_the_long_one_runs_only_as_a_lab
     results = ROOT / "bench" / "results"
     main = json.loads((results / "fidelity.json").read_text())
     b32 = json.loads((results / "fidelity_recipe_b32.json").read_text())
-    screen = b32 | {"recipe": "e12", "screen": True, "short_epochs": 12}
+    screen = b32 | {"recipe": "e12", "screen": True, "short_epochs": 12, "seeds": [0, 1]}
     screen["short_recipe"] = main["short_recipe"] | {"epochs": 12}
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "fidelity_recipe_e12.json").write_text(json.dumps(screen))
     monkeypatch.setattr(report, "ROOT", tmp_path)
     text = report.fidelity(main)
-    assert "| e12 (screen, 2.5x) | epochs=12 | 30 |" in text
+    # each row says how many seeds its own figures hold: a screen stopped early holds fewer
+    assert "| e12 (screen, 2.5x) | epochs=12 | 30 | 2 |" in text
+    assert f"| (the config's) | {len(main['architectures'])} | {len(main['seeds'])} |" in text
     assert any(
         line.startswith("| e12 (screen, 2.5x) | ") and "±" in line for line in text.splitlines()
     )
