@@ -746,9 +746,13 @@ def _ceiling(r: dict) -> list[str]:
         if "unlimited_seeds_tau" in r:
             lines[-2] += (
                 f" Corrected for both schedules' seed noise instead of assuming no bias, "
-                f"{seed_outlook(r)} (architectures resampled; a resample whose seeds do not "
-                "agree at all bounds nothing and widens the interval to both ends)."
+                f"{seed_outlook(r)}."
             )
+            if not math.isnan(r["unlimited_seeds_tau"]):
+                lines[-2] += (
+                    " The interval resamples architectures; a resample whose seeds do not "
+                    "agree at all bounds nothing and widens it to both ends."
+                )
     return lines
 
 

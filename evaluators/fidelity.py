@@ -692,9 +692,26 @@ def seed_outlook(figures: dict[str, Any]) -> str:
     )
     if high < TARGET_TAU:
         return f"{estimate}: no seed count reaches {TARGET_TAU} with this short recipe"
+    at_estimate = _seeds_at_estimate(figures)
     if low >= TARGET_TAU:
-        return f"{estimate}: enough seeds reach {TARGET_TAU}"
-    return f"{estimate}: this sample cannot tell whether any seed count reaches {TARGET_TAU}"
+        return f"{estimate}: enough seeds reach {TARGET_TAU}; {at_estimate}"
+    return (
+        f"{estimate}: this sample cannot tell whether any seed count reaches {TARGET_TAU}; "
+        f"{at_estimate}"
+    )
+
+
+def _seeds_at_estimate(figures: dict[str, Any]) -> str:
+    """The seeds per schedule that ``TARGET_TAU`` takes if the schedules' seed-free agreement
+    is ``unlimited_seeds_tau``'s point estimate, in words; where none up to ``MAX_SEEDS``
+    does, what that many would read."""
+    agreement = math.sin(math.pi * figures["unlimited_seeds_tau"] / 2)
+    short, long = figures["short_seed_tau"], figures["long_seed_tau"]
+    k = seeds_for_tau(short, long, TARGET_TAU, agreement)
+    if k is not None:
+        return f"at the estimate it takes {k} seeds per schedule"
+    most = expected_tau(short, long, MAX_SEEDS, agreement)
+    return f"at the estimate none does: {MAX_SEEDS} seeds per schedule would read {most:.2f}"
 
 
 def placement_spread(groups: list[list[float]]) -> dict[str, float]:
@@ -740,19 +757,35 @@ def mean_reliability(seed_tau: float, seeds: int) -> float:
     return seeds * r / (1 + (seeds - 1) * r)
 
 
-def seeds_for_tau(short_seed_tau: float, long_seed_tau: float, target: float) -> int | None:
-    """The fewest seeds per architecture, the same number at both schedules, with which a
-    short schedule free of bias (ranking by the long one's quality, with its own seed noise)
-    would reach ``target`` against the long reference: how much of the gap to a target is
-    noise that more seeds buy off. None when no count up to ``MAX_SEEDS`` does (seeds that
-    barely agree carry almost no ranking); NaN seed agreements (one seed) give None too."""
+def seeds_for_tau(
+    short_seed_tau: float, long_seed_tau: float, target: float, agreement: float = 1.0
+) -> int | None:
+    """The fewest seeds per architecture, the same number at both schedules, with which the
+    short schedule would be expected to reach ``target`` against the long reference (see
+    ``expected_tau``). At the default ``agreement`` of 1 the short schedule is free of bias
+    (ranking by the long one's quality, with its own seed noise): how much of the gap to a
+    target is noise that more seeds buy off. None when no count up to ``MAX_SEEDS`` does
+    (seeds that barely agree carry almost no ranking, or the bias keeps it below); NaN seed
+    agreements (one seed) give None too."""
     for k in range(1, MAX_SEEDS + 1):
-        ceiling = attainable_tau(
-            mean_reliability(short_seed_tau, k), mean_reliability(long_seed_tau, k)
-        )
-        if ceiling >= target:
+        if expected_tau(short_seed_tau, long_seed_tau, k, agreement) >= target:
             return k
     return None
+
+
+def expected_tau(
+    short_seed_tau: float, long_seed_tau: float, seeds: int, agreement: float = 1.0
+) -> float:
+    """The tau(short, long) expected from the means of ``seeds`` seeds at both schedules
+    when their seed-free qualities correlate by ``agreement`` (Pearson scale; 1: no bias, and
+    then it is ``attainable_tau``): ``agreement`` attenuated by the square root of both means'
+    reliabilities, back to tau by Greiner's relation. Why: with the estimated bias
+    (``unlimited_seeds_tau``) it says what a given seed budget would read, where the no-bias
+    figure would promise a target that the bias keeps out of reach."""
+    product = mean_reliability(short_seed_tau, seeds) * mean_reliability(long_seed_tau, seeds)
+    if math.isnan(product):
+        return float("nan")
+    return _as_tau(agreement * math.sqrt(max(0.0, product)))
 
 
 def seeds_needed(figures: dict[str, Any]) -> str:

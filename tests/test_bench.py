@@ -332,7 +332,7 @@ def test_unlimited_seeds_tau_corrects_for_noise_without_assuming_no_bias():
     nothing, so the interval spans everything."""
     import numpy as np
 
-    from evaluators.fidelity import TARGET_TAU, seed_outlook, unlimited_seeds_tau
+    from evaluators.fidelity import TARGET_TAU, noise_ceiling, seed_outlook, unlimited_seeds_tau
 
     # 400 architectures: the estimate's sd over simulated samples is about 0.1 here (0.06 for
     # the biased one), so the bounds below sit 3 sd from it.
@@ -342,7 +342,9 @@ def test_unlimited_seeds_tau_corrects_for_noise_without_assuming_no_bias():
     short = quality[:, None] + rng.normal(scale=2.0, size=(400, 4))
     same = unlimited_seeds_tau(_rows(long.tolist(), short.tolist()), resamples=100)
     assert same["unlimited_seeds_tau"] > 0.6 and same["unlimited_seeds_tau_ci"][1] == 1.0
+    same |= noise_ceiling(_rows(long.tolist(), short.tolist()))
     assert "no seed count" not in seed_outlook(same)
+    assert "at the estimate it takes " in seed_outlook(same)
 
     other = 0.5 * quality + np.sqrt(0.75) * rng.normal(size=400)
     biased = other[:, None] + rng.normal(scale=2.0, size=(400, 4))
@@ -362,6 +364,64 @@ def test_unlimited_seeds_tau_corrects_for_noise_without_assuming_no_bias():
     assert (
         seed_outlook(one_seed)
         == "the seeds do not agree enough to say what more of them would reach"
+    )
+
+
+def test_expected_tau_is_what_a_biased_short_schedule_reads_with_that_many_seeds():
+    """With the schedules' seed-free agreement below 1 (a short schedule that ranks by a
+    quality correlated about 0.7 with the long one's: tau about 0.49 even noise-free), the
+    tau that k fresh seeds at both schedules read is ``expected_tau`` at that agreement, and
+    the no-bias seed count would promise a target that no seed count reaches; the outlook
+    says so where the interval cannot."""
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    from evaluators.fidelity import (
+        MAX_SEEDS,
+        TARGET_TAU,
+        attainable_tau,
+        expected_tau,
+        mean_reliability,
+        noise_ceiling,
+        seed_outlook,
+        seeds_for_tau,
+    )
+
+    rng = np.random.default_rng(3)
+    quality = rng.normal(size=300)
+    other = 0.7 * quality + np.sqrt(0.51) * rng.normal(size=300)
+    agreement = float(np.corrcoef(quality, other)[0, 1])  # this sample's, not the 0.7 drawn
+
+    def draw(q: np.ndarray, seeds: int) -> np.ndarray:
+        return q[:, None] + rng.normal(scale=1.0, size=(300, seeds))
+
+    figures = noise_ceiling(_rows(draw(quality, 3).tolist(), draw(other, 3).tolist()))
+    short, long = figures["short_seed_tau"], figures["long_seed_tau"]
+    for k in (2, 8):
+        # one draw's tau scatters by about 0.02 here; 20 of them by about 0.005
+        observed = np.mean(
+            [
+                kendalltau(draw(other, k).mean(1), draw(quality, k).mean(1)).statistic
+                for _ in range(20)
+            ]
+        )
+        assert observed == pytest.approx(expected_tau(short, long, k, agreement), abs=0.03)
+        # without bias it would read clearly more: the difference is what the test checks
+        assert expected_tau(short, long, k) > expected_tau(short, long, k, agreement) + 0.1
+        assert expected_tau(short, long, k) == pytest.approx(
+            attainable_tau(mean_reliability(short, k), mean_reliability(long, k))
+        )
+    assert seeds_for_tau(short, long, TARGET_TAU) is not None
+    assert seeds_for_tau(short, long, TARGET_TAU, agreement) is None
+    assert seeds_for_tau(short, long, 0.4, agreement) == next(
+        k for k in range(1, MAX_SEEDS + 1) if expected_tau(short, long, k, agreement) >= 0.4
+    )
+    # an interval that reaches past the target, around a point estimate below it
+    outlook = figures | {"unlimited_seeds_tau": 0.59, "unlimited_seeds_tau_ci": [0.2, 1.0]}
+    most = expected_tau(short, long, MAX_SEEDS, np.sin(np.pi * 0.59 / 2))
+    assert seed_outlook(outlook).endswith(
+        f"cannot tell whether any seed count reaches {TARGET_TAU}; at the estimate none does: "
+        f"{MAX_SEEDS} seeds per schedule would read {most:.2f}"
     )
 
 
