@@ -782,10 +782,9 @@ def expected_tau(
     reliabilities, back to tau by Greiner's relation. Why: with the estimated bias
     (``unlimited_seeds_tau``) it says what a given seed budget would read, where the no-bias
     figure would promise a target that the bias keeps out of reach."""
-    product = mean_reliability(short_seed_tau, seeds) * mean_reliability(long_seed_tau, seeds)
-    if math.isnan(product):
-        return float("nan")
-    return _as_tau(agreement * math.sqrt(max(0.0, product)))
+    return attainable_tau(
+        mean_reliability(short_seed_tau, seeds), mean_reliability(long_seed_tau, seeds), agreement
+    )
 
 
 def seeds_needed(figures: dict[str, Any]) -> str:
@@ -797,15 +796,17 @@ def seeds_needed(figures: dict[str, Any]) -> str:
     return f"tau {TARGET_TAU} would need {k} seeds per schedule without bias"
 
 
-def attainable_tau(reliability_a: float, reliability_b: float) -> float:
+def attainable_tau(reliability_a: float, reliability_b: float, agreement: float = 1.0) -> float:
     """The highest expected Kendall tau between two rankings of the same true quality measured
     with these reliabilities: Spearman's correction for attenuation (the correlation cannot
     exceed the square root of the product of the reliabilities), back to tau by Greiner's
-    relation. A target above it cannot be met with these seeds, whatever the recipe."""
+    relation. A target above it cannot be met with these seeds, whatever the recipe. With
+    ``agreement`` below 1 the two true qualities correlate by that much (Pearson scale), and
+    it is the expected tau of a biased ranking (``expected_tau``)."""
     product = reliability_a * reliability_b
     if math.isnan(product):
         return float("nan")
-    return 2 / math.pi * math.asin(min(1.0, math.sqrt(max(0.0, product))))
+    return _as_tau(agreement * math.sqrt(max(0.0, product)))
 
 
 def gap_is_bias(tau: float, ceiling: float, architectures: int) -> bool | None:
