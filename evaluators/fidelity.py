@@ -644,7 +644,7 @@ def _noise_free_agreement(rows: list[dict[str, Any]]) -> float:
     tau = kendalltau(
         [statistics.fmean(r["short"]) for r in rows], [statistics.fmean(r["long"]) for r in rows]
     ).statistic
-    return math.sin(math.pi * tau / 2) / math.sqrt(product)
+    return _as_r(tau) / math.sqrt(product)
 
 
 def unlimited_seeds_tau(rows: list[dict[str, Any]], resamples: int = 400) -> dict[str, Any]:
@@ -672,6 +672,12 @@ def unlimited_seeds_tau(rows: list[dict[str, Any]], resamples: int = 400) -> dic
         "unlimited_seeds_tau": _as_tau(_noise_free_agreement(rows)),
         "unlimited_seeds_tau_ci": [_as_tau(b) for b in bounds],
     }
+
+
+def _as_r(tau: float) -> float:
+    """Kendall's tau as a Pearson-scale correlation, r = sin(pi tau / 2) (Greiner's relation,
+    exact for bivariate normal scores)."""
+    return math.sin(math.pi * tau / 2)
 
 
 def _as_tau(r: float) -> float:
@@ -705,7 +711,7 @@ def _seeds_at_estimate(figures: dict[str, Any]) -> str:
     """The seeds per schedule that ``TARGET_TAU`` takes if the schedules' seed-free agreement
     is ``unlimited_seeds_tau``'s point estimate, in words; where none up to ``MAX_SEEDS``
     does, what that many would read."""
-    agreement = math.sin(math.pi * figures["unlimited_seeds_tau"] / 2)
+    agreement = _as_r(figures["unlimited_seeds_tau"])
     short, long = figures["short_seed_tau"], figures["long_seed_tau"]
     k = seeds_for_tau(short, long, TARGET_TAU, agreement)
     if k is not None:
@@ -753,7 +759,7 @@ def mean_reliability(seed_tau: float, seeds: int) -> float:
     formula gives the reliability of a mean of ``seeds`` such repeats. NaN without two seeds."""
     if math.isnan(seed_tau):
         return float("nan")
-    r = max(0.0, math.sin(math.pi * seed_tau / 2))
+    r = max(0.0, _as_r(seed_tau))
     return seeds * r / (1 + (seeds - 1) * r)
 
 
